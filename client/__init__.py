@@ -1,0 +1,1 @@
+"""dsd.client — client library (being written)."""

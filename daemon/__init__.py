@@ -1,0 +1,1 @@
+"""dsd.daemon — the dsd service (being written)."""

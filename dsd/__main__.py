@@ -1,0 +1,3 @@
+from dsd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of ``dsd``: one module each, discovered by ``dsd.cli``."""

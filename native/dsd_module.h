@@ -1,0 +1,12 @@
+/* Init hooks of the components of dsd._native; each adds its names to the module. */
+#ifndef DSD_MODULE_H
+#define DSD_MODULE_H
+
+#include <Python.h>
+
+/* Components add one declaration each, e.g.
+ *   int dsd_py_io_init(PyObject *module);   -- io engine
+ *   int dsd_py_codec_init(PyObject *module); -- GDeflate codec
+ */
+
+#endif
