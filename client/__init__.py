@@ -1,1 +1,34 @@
-"""dsd.client — client library (being written)."""
+"""dsd.client — the client library for the dsd daemon.
+
+``Client`` (blocking) and ``AsyncClient`` (trio) connect to the daemon (``DSD_ENDPOINT`` or the
+default ipc socket), open files, register shared-memory regions as destinations, and send
+reads in batches whose completions arrive as futures (``ReadRequest``). A thin layer over
+``dsd.protocol``: every failure the daemon reports becomes a ``DsdError`` subclass carrying
+the daemon's errno, HRESULT and message.
+"""
+
+from ._async import AsyncBatch, AsyncClient
+from ._core import File, ReadRequest
+from ._errors import (
+    AuthenticationError,
+    Cancelled,
+    ConnectionLost,
+    DaemonUnavailable,
+    DsdError,
+    EndOfFile,
+    FileNotFound,
+    InvalidRequest,
+    IsADirectory,
+    PermissionDenied,
+    ProtocolMismatch,
+    RemoteError,
+    WouldBlock,
+)
+from ._shm import Region
+from ._sync import Batch, Client
+
+__all__ = [
+    "AsyncBatch", "AsyncClient", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
+    "DaemonUnavailable", "DsdError", "EndOfFile", "File", "FileNotFound", "InvalidRequest", "IsADirectory",
+    "PermissionDenied", "ProtocolMismatch", "ReadRequest", "Region", "RemoteError", "WouldBlock",
+]

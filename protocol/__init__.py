@@ -1,1 +1,67 @@
-"""dsd.protocol — the wire format between dsd clients and the daemon (placeholder, being written)."""
+"""dsd.protocol — the wire format between dsd clients and the daemon, sans-I/O.
+
+A message is a ZeroMQ multipart message ``[msgpack header, raw body frames...]``. Requests
+and completions travel as packed fixed-size little-endian records in body frames so the
+daemon's native code reads a whole batch without a Python object per request. This package
+only encodes, decodes and checks state: it never touches a socket or an event loop (the
+daemon and the client library move the frames). docs/protocol.md is the byte-level spec.
+"""
+
+from ._connection import Connection, Role, State
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._messages import (
+    MAX_BATCH_RECORDS,
+    MESSAGE_TYPES,
+    PROTOCOL_VERSION,
+    Batch,
+    Bye,
+    Cancel,
+    CloseFile,
+    Completions,
+    Error,
+    FileOpened,
+    Hello,
+    MemoryRegistered,
+    Message,
+    Ok,
+    OpenFile,
+    Ping,
+    Pong,
+    Probe,
+    RegisterMemory,
+    StatsReply,
+    StatsRequest,
+    Submit,
+    UnregisterMemory,
+    Welcome,
+    decode,
+)
+from ._records import (
+    COMPLETION_RECORD,
+    COMPLETION_RECORD_SIZE,
+    REQUEST_RECORD,
+    RECORD_LAYOUT_VERSION,
+    REQUEST_RECORD_SIZE,
+    CompletionRecord,
+    Compression,
+    Op,
+    Reason,
+    RequestRecord,
+    SourceType,
+    Status,
+    iter_completions,
+    iter_requests,
+    pack_completions,
+    pack_requests,
+)
+from ._hresult import HRESULT, hresult_name
+
+__all__ = [
+    "COMPLETION_RECORD", "COMPLETION_RECORD_SIZE", "REQUEST_RECORD", "HRESULT", "MAX_BATCH_RECORDS", "MESSAGE_TYPES", "PROTOCOL_VERSION",
+    "RECORD_LAYOUT_VERSION", "REQUEST_RECORD_SIZE", "Batch", "Bye", "Cancel", "CloseFile", "CompletionRecord",
+    "Completions", "Compression", "Connection", "Error", "FileOpened", "Hello", "LocalProtocolError",
+    "MemoryRegistered", "Message", "Ok", "Op", "OpenFile", "Ping", "Pong", "Probe", "ProtocolError", "Reason",
+    "RegisterMemory", "RemoteProtocolError", "RequestRecord", "Role", "SourceType", "State", "StatsReply",
+    "StatsRequest", "Status", "Submit", "UnregisterMemory", "Welcome", "decode", "hresult_name",
+    "iter_completions", "iter_requests", "pack_completions", "pack_requests",
+]

@@ -1,0 +1,103 @@
+"""Exceptions raised by dsd.client. ``DsdError`` is the root; failures the daemon reports carry
+its errno, HRESULT, message and (for requests) the request that failed."""
+
+from __future__ import annotations
+
+import errno as _errno
+from typing import Any
+
+from dsd.protocol import Reason, hresult_name
+
+
+class DsdError(Exception):
+    """Root of all dsd.client errors."""
+
+
+class DaemonUnavailable(DsdError):
+    """No daemon answered at the endpoint (not running, wrong endpoint, or timed out)."""
+
+
+class ConnectionLost(DsdError):
+    """The connection to the daemon broke or the client was closed with work outstanding."""
+
+
+class ProtocolMismatch(DsdError):
+    """Client and daemon speak different protocol versions, or the daemon sent garbage."""
+
+
+class AuthenticationError(DsdError):
+    """A TCP client's token was missing or wrong."""
+
+
+class WouldBlock(DsdError):
+    """A ``*_nowait`` call would have had to wait."""
+
+
+class RemoteError(DsdError):
+    """The daemon refused or failed an operation."""
+
+    def __init__(self, message: str, *, errno: int = 0, hresult: int = 0, code: str = "",
+                 request: dict[str, Any] | None = None, path: str | None = None, reason: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+        self.hresult = hresult
+        self.code = code
+        self.request = request
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def hresult_name(self) -> str:
+        return hresult_name(self.hresult)
+
+
+class FileNotFound(RemoteError):
+    """ENOENT."""
+
+
+class PermissionDenied(RemoteError):
+    """EACCES / EPERM."""
+
+
+class IsADirectory(RemoteError):
+    """EISDIR: dsd reads files, not directories."""
+
+
+class EndOfFile(RemoteError):
+    """The requested range extends past the end of the file."""
+
+
+class InvalidRequest(RemoteError):
+    """The request itself is wrong: unknown file or region, out-of-bounds destination, size mismatch."""
+
+
+class Cancelled(RemoteError):
+    """The request was cancelled before it ran (not a failure in DirectStorage's sense)."""
+
+
+_BY_ERRNO = {_errno.ENOENT: FileNotFound, _errno.EACCES: PermissionDenied, _errno.EPERM: PermissionDenied,
+             _errno.EISDIR: IsADirectory}
+_BY_REASON = {Reason.EOF: EndOfFile, Reason.BAD_FILE: InvalidRequest, Reason.BAD_REGION: InvalidRequest,
+              Reason.REGION_BOUNDS: InvalidRequest, Reason.SIZE_MISMATCH: InvalidRequest,
+              Reason.RESERVED: InvalidRequest, Reason.CANCELLED: Cancelled}
+
+
+def error_from_reply(code: str, message: str, errno: int, hresult: int) -> DsdError:
+    if code == "AUTH_FAILED":
+        return AuthenticationError(message)
+    if code == "VERSION_MISMATCH":
+        return ProtocolMismatch(message)
+    cls = _BY_ERRNO.get(errno, RemoteError)
+    return cls(message, errno=errno, hresult=hresult, code=code)
+
+
+def error_from_record(record: dict[str, Any]) -> RemoteError:
+    reason = record.get("reason", 0)
+    err = record.get("errno", 0)
+    cls = _BY_REASON.get(reason) or _BY_ERRNO.get(err, RemoteError)
+    return cls(str(record.get("message", "request failed")), errno=err, hresult=record.get("hresult", 0),
+               request=record.get("request"), path=record.get("path"), reason=reason)

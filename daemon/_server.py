@@ -1,0 +1,516 @@
+"""The daemon's trio program: sockets in, io engine across, completions out.
+
+One trio task reads each ROUTER socket (ipc for native clients, tcp on loopback for Wine),
+one waits on the io engine's eventfd and sends one COMPLETIONS message per client per
+wakeup, one watches connection events to release vanished clients, and one pings the systemd
+watchdog. Requests never become Python objects here: BATCH bodies go to native code whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import itertools
+import logging
+import os
+import signal
+import socket
+import stat
+import time
+from typing import Any
+
+import msgpack
+import trio
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+import dsd
+from dsd import _native, _paths
+from dsd.protocol import (
+    COMPLETION_RECORD_SIZE,
+    PROTOCOL_VERSION,
+    RECORD_LAYOUT_VERSION,
+    REQUEST_RECORD_SIZE,
+    Batch,
+    Bye,
+    Cancel,
+    CloseFile,
+    Completions,
+    Error,
+    FileOpened,
+    Hello,
+    MemoryRegistered,
+    Ok,
+    OpenFile,
+    Ping,
+    Pong,
+    Probe,
+    RegisterMemory,
+    RemoteProtocolError,
+    RequestRecord,
+    State,
+    StatsReply,
+    StatsRequest,
+    Status,
+    Submit,
+    UnregisterMemory,
+    Welcome,
+    iter_completions,
+)
+from dsd.protocol._hresult import HRESULT, hresult_from_errno
+
+from . import _failures
+from ._config import Config
+from ._session import FileInfo, RegionInfo, Session
+from dsd._trio_zmq import TrioSocket
+from .systemd import Notifier
+
+log = logging.getLogger("dsd.daemon")
+
+SHM_DIR = "/dev/shm"
+MAX_MESSAGE_BYTES = 256 << 20      # a BATCH of 1 Mi records plus names fits well under this
+SEND_HWM = 1_000_000               # completions are bounded by the client's own requests in flight
+# After a disconnect event, probe the matching client at these delays: libzmq may still be
+# tearing the connection down when the event arrives.
+PROBE_DELAYS = (0.0, 0.1, 1.0)
+
+
+class Daemon:
+    def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.ctx = zmq.Context()
+        self.engine: Any = None
+        self.sessions: dict[tuple[int, bytes], Session] = {}   # (socket index, identity) -> session
+        self.by_key: dict[int, Session] = {}
+        self.sockets: list[TrioSocket] = []
+        self.trusted: list[bool] = []
+        self.endpoints: dict[str, str] = {}
+        self.token: str | None = None
+        self.started = time.monotonic()
+        self.counters = {"messages": 0, "batches": 0, "requests": 0, "completions": 0, "failures": 0,
+                         "protocol_errors": 0, "clients_total": 0, "clients_dropped": 0}
+        self._keys = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Create the runtime directory, token and sockets. READY is sent only after this."""
+        rundir = _paths.ensure_private_dir(self.config.runtime_dir)
+        self.engine = _native.IoEngine(backend=self.config.io_backend, workers=self.config.io_workers,
+                                       queue_depth=self.config.io_queue_depth)
+        log.info("io engine: %s (%s)", self.engine.backend, self.engine.backend_reason)
+        ipc = self.config.resolved_ipc()
+        if ipc is not None:
+            path = ipc[len("ipc://"):]
+            _remove_stale_socket(path)
+            self._bind(ipc, trusted=True)
+            os.chmod(path, 0o600)
+        tcp = self.config.resolved_tcp()
+        if tcp is not None:
+            self.token = _paths.load_or_create_token(_paths.token_path(rundir))
+            self._bind(tcp, trusted=False)
+        _paths.write_state(rundir, {"pid": os.getpid(), "version": dsd.__version__, "protocol": PROTOCOL_VERSION,
+                                    **self.endpoints})
+
+    def _bind(self, endpoint: str, *, trusted: bool) -> None:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.bind(endpoint)
+        actual = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoints["tcp" if endpoint.startswith("tcp://") else "ipc"] = actual
+        self.sockets.append(TrioSocket(sock))
+        self.trusted.append(trusted)
+        log.info("listening on %s%s", actual, "" if trusted else " (token required)")
+
+    def close(self) -> None:
+        for session in list(self.by_key.values()):
+            self._drop(session, "daemon shutting down")
+        for tsock in self.sockets:
+            tsock.sock.close(linger=0)
+        self.sockets.clear()
+        if self.engine is not None:
+            self.engine.close()
+        self.ctx.term()
+        ipc = self.endpoints.get("ipc")
+        if ipc:
+            try:
+                os.unlink(ipc[len("ipc://"):])
+            except FileNotFoundError:
+                pass
+        try:
+            os.unlink(self.config.runtime_dir / _paths.STATE_FILE)
+        except FileNotFoundError:
+            pass
+        self.notifier.close()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled or SIGTERM/SIGINT."""
+        self.bind()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for index, tsock in enumerate(self.sockets):
+                    nursery.start_soon(self._serve_socket, index, tsock)
+                    nursery.start_soon(self._watch_connections, index, tsock)
+                nursery.start_soon(self._deliver_completions)
+                nursery.start_soon(self._signals, nursery.cancel_scope)
+                if self.notifier.watchdog_usec:
+                    nursery.start_soon(self._watchdog)
+                self.notifier.ready(f"serving on {', '.join(self.endpoints.values())}")
+                log.info("ready (pid %d)", os.getpid())
+                task_status.started(self.endpoints)
+        finally:
+            self.notifier.stopping()
+            self.close()
+            log.info("stopped")
+
+    async def _signals(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.notifier.reloading()
+                    log.info("SIGHUP: nothing to reload; settings come from the environment at start")
+                    self.notifier.ready()
+                    continue
+                log.info("%s: shutting down", signal.Signals(signum).name)
+                self.notifier.stopping()
+                scope.cancel()
+                return
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_usec / 2e6
+        while True:
+            self.notifier.watchdog()  # sent from the event loop itself, so a stuck loop stops the pings
+            await trio.sleep(interval)
+
+    # -- incoming messages -------------------------------------------------------------------
+
+    async def _serve_socket(self, index: int, tsock: TrioSocket) -> None:
+        while True:
+            await tsock.wait_readable()
+            while True:
+                frames = tsock.recv_nowait()
+                if frames is None:
+                    break
+                self.counters["messages"] += 1
+                self._on_message(index, tsock, frames)
+                await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _on_message(self, index: int, tsock: TrioSocket, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        session = self.sessions.get((index, identity))
+        if session is None:
+            srcfd = frames[1].get(zmq.SRCFD) if len(frames) > 1 else -1
+            session = Session(key=next(self._keys), identity=identity, socket=tsock, trusted=self.trusted[index],
+                              srcfd=srcfd)
+        try:
+            msg = session.conn.receive(frames[1:])
+        except RemoteProtocolError as exc:
+            self.counters["protocol_errors"] += 1
+            log.warning("%s sent an invalid message: %s", session.describe(), exc)
+            self._reply_error(session, _peek_seq(frames), "BAD_MESSAGE", str(exc), errno.EPROTO)
+            return
+        if isinstance(msg, Hello):
+            self._on_hello(index, session, msg)
+            return
+        handler = self._handlers.get(type(msg))
+        if handler is None:  # a valid message the daemon never expects from a client (e.g. PING reply)
+            self._reply_error(session, getattr(msg, "seq", None), "UNEXPECTED", f"{msg.TYPE} is not a request")
+            return
+        try:
+            handler(self, session, msg)
+        except zmq.ZMQError as exc:
+            self._on_send_error(session, exc)
+
+    def _reply_error(self, session: Session, seq: int | None, code: str, message: str, err: int = 0,
+                     hresult: int | None = None) -> None:
+        if hresult is None:
+            hresult = hresult_from_errno(err) if err else HRESULT.E_FAIL
+        frames = Error(seq=seq, code=code, message=message, errno=err, hresult=int(hresult)).to_frames()
+        try:
+            session.socket.send([session.identity, *frames])
+        except zmq.ZMQError as exc:
+            self._on_send_error(session, exc)
+
+    def _on_hello(self, index: int, session: Session, msg: Hello) -> None:
+        def refuse(code: str, message: str, err: int) -> None:
+            log.warning("refused %s: %s", session.describe(), message)
+            self._reply_error(session, msg.seq, code, message, err)
+            session.conn.state = State.CLOSED
+            self.sessions.pop((index, session.identity), None)
+            self.by_key.pop(session.key, None)
+            session.close(None)
+
+        session.client_name, session.pid = msg.client[:128], msg.pid
+        if msg.version != PROTOCOL_VERSION:
+            return refuse("VERSION_MISMATCH", f"client speaks protocol version {msg.version}, this daemon speaks "
+                          f"{PROTOCOL_VERSION}", errno.EPROTONOSUPPORT)
+        if not session.trusted:
+            if not msg.token or not self.token or not hmac.compare_digest(msg.token.encode(), self.token.encode()):
+                what = "no token" if not msg.token else "a wrong token"
+                return refuse("AUTH_FAILED", f"TCP clients must present the per-user token from "
+                              f"{_paths.token_path(self.config.runtime_dir)}; this one sent {what}", errno.EACCES)
+        self.sessions[(index, session.identity)] = session
+        self.by_key[session.key] = session
+        self.counters["clients_total"] += 1
+        log.info("%s connected over %s", session.describe(), "ipc" if session.trusted else "tcp")
+        try:
+            session.send(Welcome(seq=msg.seq, version=PROTOCOL_VERSION, server=f"dsd {dsd.__version__}",
+                                 session=session.key, features=self._features()))
+        except zmq.ZMQError as exc:
+            self._on_send_error(session, exc)
+
+    def _features(self) -> dict[str, Any]:
+        return {"io_backend": self.engine.backend, "record_layout": RECORD_LAYOUT_VERSION,
+                "request_record_size": REQUEST_RECORD_SIZE, "completion_record_size": COMPLETION_RECORD_SIZE,
+                "compression": ["NONE"], "shm_dir": SHM_DIR}
+
+    def _on_open_file(self, session: Session, msg: OpenFile) -> None:
+        flags = os.O_CLOEXEC | (os.O_RDWR if msg.write else os.O_RDONLY)
+        if msg.create:
+            if not msg.write:
+                return self._reply_error(session, msg.seq, "BAD_REQUEST", "create=True needs write=True", errno.EINVAL)
+            flags |= os.O_CREAT
+        path = os.path.abspath(msg.path) if msg.path else ""
+        if not path or "\0" in path:
+            return self._reply_error(session, msg.seq, "OPEN_FAILED", f"invalid path {msg.path!r}", errno.EINVAL)
+        try:
+            # O_NONBLOCK keeps a FIFO from hanging the loop; regular files ignore it.
+            fd = os.open(path, flags | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            return self._reply_error(session, msg.seq, "OPEN_FAILED", f"cannot open {path}: {exc.strerror}", exc.errno)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                return self._reply_error(session, msg.seq, "OPEN_FAILED", f"cannot open {path}: Is a directory",
+                                         errno.EISDIR)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISBLK(st.st_mode):
+                return self._reply_error(session, msg.seq, "OPEN_FAILED",
+                                         f"cannot open {path}: not a regular file or block device", errno.EINVAL)
+            size = st.st_size if stat.S_ISREG(st.st_mode) else _block_device_size(fd)
+            file_id = session.new_id()
+            session.registry.add_file(file_id, fd)
+        finally:
+            os.close(fd)
+        session.files[file_id] = FileInfo(path, size, msg.write)
+        session.send(FileOpened(seq=msg.seq, file_id=file_id, size=size))
+
+    def _on_close_file(self, session: Session, msg: CloseFile) -> None:
+        if session.files.pop(msg.file_id, None) is None:
+            return self._reply_error(session, msg.seq, "UNKNOWN_FILE", f"file id {msg.file_id} is not open",
+                                     errno.EBADF, HRESULT.E_DSTORAGE_FILE_NOT_OPEN)
+        session.registry.remove_file(msg.file_id)
+        session.send(Ok(seq=msg.seq))
+
+    def _on_register_memory(self, session: Session, msg: RegisterMemory) -> None:
+        name = msg.name.lstrip("/")
+        if not name or "/" in name or name in (".", "..") or "\0" in name or len(name) > 255:
+            return self._reply_error(session, msg.seq, "REGISTER_FAILED",
+                                     f"{msg.name!r} is not a shared-memory name (one path component under {SHM_DIR})",
+                                     errno.EINVAL)
+        if msg.size <= 0:
+            return self._reply_error(session, msg.seq, "REGISTER_FAILED", f"region size must be > 0, got {msg.size}",
+                                     errno.EINVAL)
+        path = os.path.join(SHM_DIR, name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            return self._reply_error(session, msg.seq, "REGISTER_FAILED", f"cannot open {path}: {exc.strerror}",
+                                     exc.errno)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return self._reply_error(session, msg.seq, "REGISTER_FAILED", f"{path} is not a regular file",
+                                         errno.EINVAL)
+            if st.st_size < msg.size:
+                return self._reply_error(session, msg.seq, "REGISTER_FAILED",
+                                         f"{path} has {st.st_size} bytes, fewer than the {msg.size} registered",
+                                         errno.EINVAL)
+            region_id = session.new_id()
+            try:
+                session.registry.add_region(region_id, fd, msg.size)
+            except OSError as exc:
+                return self._reply_error(session, msg.seq, "REGISTER_FAILED", f"cannot map {path}: {exc.strerror}",
+                                         exc.errno)
+        finally:
+            os.close(fd)
+        session.regions[region_id] = RegionInfo(name, msg.size)
+        session.send(MemoryRegistered(seq=msg.seq, region_id=region_id))
+
+    def _on_unregister_memory(self, session: Session, msg: UnregisterMemory) -> None:
+        if session.regions.pop(msg.region_id, None) is None:
+            return self._reply_error(session, msg.seq, "UNKNOWN_REGION", f"region {msg.region_id} is not registered",
+                                     errno.EINVAL)
+        session.registry.remove_region(msg.region_id)
+        session.send(Ok(seq=msg.seq))
+
+    def _on_batch(self, session: Session, msg: Batch) -> None:
+        if msg.queue != 0:
+            return self._reply_error(session, msg.seq, "UNKNOWN_QUEUE", f"queue {msg.queue} does not exist",
+                                     errno.EINVAL)
+        self.counters["batches"] += 1
+        session.unsubmitted.append((msg.bodies[0], msg.bodies[1] if len(msg.bodies) > 1 else None))
+        if msg.submit:
+            self._submit(session)
+
+    def _on_submit(self, session: Session, msg: Submit) -> None:
+        if msg.queue != 0:
+            return self._reply_error(session, msg.seq, "UNKNOWN_QUEUE", f"queue {msg.queue} does not exist",
+                                     errno.EINVAL)
+        self._submit(session)
+
+    def _submit(self, session: Session) -> None:
+        batches, session.unsubmitted = session.unsubmitted, []
+        for records, names in batches:
+            buf = records.buffer if hasattr(records, "buffer") else records
+            name_buf = names.buffer if names is not None and hasattr(names, "buffer") else names
+            count = len(buf) // REQUEST_RECORD_SIZE
+            self.engine.submit(session.registry, session.key, buf, name_buf)
+            self.counters["requests"] += count
+            session.requests_submitted += count
+
+    def _on_cancel(self, session: Session, msg: Cancel) -> None:
+        count = 0
+        if msg.all:
+            count = self.engine.cancel(session.key, mask=0, value=0)
+        else:
+            for rid in msg.ids:
+                count += self.engine.cancel(session.key, request_id=rid)
+            if not msg.ids:
+                count += self.engine.cancel(session.key, mask=msg.mask, value=msg.value)
+        session.send(Ok(seq=msg.seq, count=count))
+
+    def _on_stats(self, session: Session, msg: StatsRequest) -> None:
+        session.send(StatsReply(seq=msg.seq, stats=self.stats()))
+
+    def _on_ping(self, session: Session, msg: Ping) -> None:
+        session.send(Pong(seq=msg.seq))
+
+    def _on_bye(self, session: Session, msg: Bye) -> None:
+        frames = Ok(seq=msg.seq).to_frames()  # the state machine is closed now; encode directly
+        self._drop(session, "said goodbye")
+        session.socket.send([session.identity, *frames])
+
+    _handlers = {OpenFile: _on_open_file, CloseFile: _on_close_file, RegisterMemory: _on_register_memory,
+                 UnregisterMemory: _on_unregister_memory, Batch: _on_batch, Submit: _on_submit, Cancel: _on_cancel,
+                 StatsRequest: _on_stats, Ping: _on_ping, Bye: _on_bye}
+
+    def stats(self) -> dict[str, Any]:
+        engine = dict(self.engine.stats()) if self.engine is not None else {}
+        return {"version": dsd.__version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - self.started, 3), "clients": len(self.by_key),
+                "endpoints": dict(self.endpoints), "io": engine, "decode": "cpu", **self.counters}
+
+    # -- completions --------------------------------------------------------------------------
+
+    async def _deliver_completions(self) -> None:
+        fd = self.engine.fileno()
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            for key, completions, failed in self.engine.reap():
+                session = self.by_key.get(key)
+                if session is None:
+                    continue  # client vanished; its completions are moot
+                count = len(completions) // COMPLETION_RECORD_SIZE
+                self.counters["completions"] += count
+                errors = self._error_records(session, completions, failed) if failed else []
+                try:
+                    session.send(Completions(count=count, errors=errors, bodies=[completions]))
+                except zmq.ZMQError as exc:
+                    self._on_send_error(session, exc)
+
+    def _error_records(self, session: Session, completions: bytes, failed: bytes) -> list[dict[str, Any]]:
+        """Failed requests only: the engine returned each one's original record beside its completion."""
+        requests = {r.request_id: r for r in (RequestRecord.unpack_from(failed, off)
+                                              for off in range(0, len(failed), REQUEST_RECORD_SIZE))}
+        out = []
+        for done in iter_completions(completions):
+            if done.status == Status.FAILED:
+                self.counters["failures"] += 1
+                out.append(_failures.error_record(done, requests.get(done.request_id), session.files,
+                                                  session.regions))
+        return out
+
+    # -- vanished clients ---------------------------------------------------------------------
+
+    async def _watch_connections(self, index: int, tsock: TrioSocket) -> None:
+        monitor = tsock.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        mon = TrioSocket(monitor)
+        try:
+            while True:
+                await mon.wait_readable()
+                while (frames := mon.recv_nowait()) is not None:
+                    event = parse_monitor_message([f.bytes for f in frames])
+                    fd = event["value"]
+                    suspects = [s for s in self.by_key.values() if s.socket is tsock and s.srcfd == fd]
+                    for session in suspects:
+                        self._nursery.start_soon(self._probe, session)
+        finally:
+            tsock.sock.disable_monitor()
+            monitor.close(linger=0)
+
+    async def _probe(self, session: Session) -> None:
+        """A disconnect event names an fd, which a new client may reuse at once: confirm the
+        client is gone (ROUTER_MANDATORY send -> EHOSTUNREACH) before dropping it."""
+        for delay in PROBE_DELAYS:
+            await trio.sleep(delay)
+            if self.by_key.get(session.key) is not session:
+                return
+            try:
+                session.socket.send([session.identity, *Probe().to_frames()])
+            except zmq.ZMQError as exc:
+                self._on_send_error(session, exc)
+                return
+
+    def _on_send_error(self, session: Session, exc: zmq.ZMQError) -> None:
+        if exc.errno == zmq.EHOSTUNREACH:
+            self._drop(session, "disconnected")
+        elif exc.errno == zmq.EAGAIN:
+            self._drop(session, f"stopped reading ({SEND_HWM} messages queued)")
+        else:
+            log.error("send to %s failed: %s", session.describe(), exc)
+            self._drop(session, f"send failed: {exc}")
+
+    def _drop(self, session: Session, why: str) -> None:
+        if self.by_key.pop(session.key, None) is None:
+            return
+        self.sessions = {k: s for k, s in self.sessions.items() if s is not session}
+        self.counters["clients_dropped"] += 1
+        session.close(self.engine)
+        log.info("%s %s; released its files and regions", session.describe(), why)
+
+
+def _peek_seq(frames: list[zmq.Frame]) -> int | None:
+    """Best effort: the seq of a message that failed validation, so the error names it."""
+    try:
+        header = msgpack.unpackb(frames[1].bytes, raw=False)
+        seq = header.get("seq") if isinstance(header, dict) else None
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+    except Exception:
+        return None
+
+
+def _remove_stale_socket(path: str) -> None:
+    """A socket file left by a crashed daemon blocks bind; one answered by a live daemon is fatal."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"another dsd daemon is already serving on {path}")
+
+
+def _block_device_size(fd: int) -> int:
+    return os.lseek(fd, 0, os.SEEK_END)
