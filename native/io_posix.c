@@ -120,11 +120,12 @@ static void *posix_worker(void *arg)
             else
                 read_request(e, r, &k);
         }
-        dsd_io_retire(e, batch, n);
+        /* counters before retire: whoever sees the request done sees its counts too */
         atomic_fetch_add_explicit(&e->n_direct, k.direct, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->n_buffered, k.buffered, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->n_short, k.shorts, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->n_retries, k.retries, memory_order_relaxed);
+        dsd_io_retire(e, batch, n);
     }
     return NULL;
 }

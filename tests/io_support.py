@@ -33,12 +33,7 @@ def require_backend(backend: str) -> None:
 
 def make_engine(backend: str, **kwargs: object) -> _native.IoEngine:
     require_backend(backend)
-    try:
-        eng = _native.IoEngine(backend=backend, **kwargs)
-    except OSError as e:
-        if e.errno == errno.ENOSYS:  # this build has no io_uring backend yet
-            pytest.skip(str(e))
-        raise
+    eng = _native.IoEngine(backend=backend, **kwargs)
     assert eng.backend == backend
     return eng
 

@@ -482,3 +482,80 @@ def test_reap_is_nonblocking_and_eventfd_rearms(backend, files):
                 for _, data in eng.reap():
                     got.extend(unpack_completions(data))
             assert got[0].request_id == round_
+
+
+def _pipe_engine(queue_depth=2):
+    """io_uring reads from an empty pipe stay in the kernel until data or a cancel arrives."""
+    eng = make_engine("uring", workers=1, queue_depth=queue_depth)
+    r, w = os.pipe()
+    shm = ShmRegion(4096)
+    reg = _native.Registry()
+    reg.add_file(1, r)
+    reg.add_region(1, shm.fd, 4096)
+    return eng, reg, shm, r, w
+
+
+def _settle(eng, in_flight):
+    st = eng.stats()
+    assert st["in_flight"] == in_flight, st
+    import time
+    time.sleep(0.05)  # let the ring thread hand the reads to the kernel
+
+
+def test_uring_cancels_running_and_queued_reads():
+    eng, reg, shm, r, w = _pipe_engine(queue_depth=2)
+    try:
+        eng.submit(reg, 1, b"".join(pack_read(i, 1, 0, 8, 1, i * 8) for i in range(3)))
+        _settle(eng, 3)
+        # request 2 waits behind the queue depth of 2; 0 and 1 are in the kernel
+        assert eng.cancel(1, request_id=2) == 1
+        (c,) = one(collect(eng, 1), 1)
+        assert (c.request_id, c.status, c.reason) == (2, STATUS_CANCELLED, REASON["CANCELLED"])
+        assert eng.cancel(1, request_id=0) == 1  # IORING_OP_ASYNC_CANCEL
+        (c,) = one(collect(eng, 1), 1)
+        assert (c.request_id, c.status, c.reason, c.error, c.hresult) == (
+            0, STATUS_CANCELLED, REASON["CANCELLED"], errno.ECANCELED, E_ABORT)
+        os.write(w, b"12345678")  # the survivor still reads normally
+        (c,) = one(collect(eng, 1), 1)
+        assert (c.request_id, c.status, c.bytes) == (1, STATUS_OK, 8)
+        assert shm.read(8, 8) == b"12345678"
+        assert wait_idle(eng)["cancelled"] == 2
+    finally:
+        eng.close()
+        reg.close()
+        shm.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_uring_drop_client_cancels_running_reads():
+    eng, reg, shm, r, w = _pipe_engine()
+    try:
+        base = fd_count()
+        eng.submit(reg, 1, b"".join(pack_read(i, 1, 0, 8, 1, 0) for i in range(4)))
+        _settle(eng, 4)
+        eng.drop_client(1)
+        reg.close()
+        st = wait_idle(eng, timeout=10)
+        assert st["dropped"] == 4 and eng.reap() == []
+        assert fd_count() == base - 1  # the registry's dup of the pipe is gone
+    finally:
+        eng.close()
+        shm.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_uring_close_does_not_hang_on_running_reads():
+    eng, reg, shm, r, w = _pipe_engine()
+    try:
+        eng.submit(reg, 1, b"".join(pack_read(i, 1, 0, 8, 1, 0) for i in range(5)))
+        _settle(eng, 5)
+        eng.close()
+        comps = one(collect(eng, 5), 1)
+        assert all((c.status, c.reason) == (STATUS_CANCELLED, REASON["SHUTDOWN"]) for c in comps), comps
+    finally:
+        reg.close()
+        shm.close()
+        os.close(r)
+        os.close(w)

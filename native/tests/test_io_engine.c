@@ -86,10 +86,6 @@ static void run(int backend, int file_fd)
     struct dsd_io_engine *e;
     char reason[256];
     int rc = dsd_io_engine_new(&cfg, &e, reason, sizeof(reason));
-    if (backend == DSD_IO_BACKEND_URING && rc == -ENOSYS) {
-        printf("SKIP uring: %s\n", reason);
-        return;
-    }
     if (backend == DSD_IO_BACKEND_URING && rc < 0) {
         char why[256];
         if (!dsd_io_uring_probe(why, sizeof(why))) {
