@@ -9,4 +9,6 @@
  *   int dsd_py_codec_init(PyObject *module); -- GDeflate codec
  */
 
+int dsd_py_io_init(PyObject *module); /* io engine: Registry, IoEngine, probes (py_io.c) */
+
 #endif

@@ -1,0 +1,161 @@
+"""Settings and helpers around the native io engine (``dsd._native.IoEngine``).
+
+The engine reads packed request records (native/dsd_wire.h) into registered shared-memory
+regions with io_uring rings or a pread thread pool. This module is the one place that turns
+environment variables (and runtime overrides) into engine options, so the daemon, ``dsd doctor``
+and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and the AUTO rules.
+
+    DSD_IO_BACKEND      auto | uring | posix   (default auto)
+    DSD_IO_WORKERS      rings / threads, 0 = one per online core (default 0)
+    DSD_IO_QUEUE_DEPTH  reads in flight per ring, 1..4096 (default 64)
+    DSD_IO_SQPOLL       0 | 1 (default 0)
+    DSD_IO_DIRECT       auto | off (default auto)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+BACKENDS = ("auto", "uring", "posix")
+DIRECT_MODES = ("auto", "off")
+
+# Little-endian layouts of dsd_request_record (64 bytes) and dsd_completion_record (32 bytes).
+REQUEST = struct.Struct("<QQQIIQIIIBBBBIHbB")
+COMPLETION = struct.Struct("<QQIiBB6x")
+assert REQUEST.size == 64 and COMPLETION.size == 32
+
+STATUS_OK, STATUS_FAILED, STATUS_CANCELLED = 0, 1, 2
+REASONS = (
+    "NONE", "IO", "EOF", "BAD_FILE", "BAD_REGION", "REGION_BOUNDS", "SIZE_MISMATCH",
+    "UNSUPPORTED", "RESERVED", "DECOMPRESS", "TOO_LARGE", "CANCELLED", "SHUTDOWN",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class IoSettings:
+    """Keyword arguments of ``IoEngine``."""
+
+    backend: str = "auto"
+    workers: int = 0
+    queue_depth: int = 64
+    sqpoll: bool = False
+    direct: str = "auto"
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_ENV = {
+    "backend": "DSD_IO_BACKEND",
+    "workers": "DSD_IO_WORKERS",
+    "queue_depth": "DSD_IO_QUEUE_DEPTH",
+    "sqpoll": "DSD_IO_SQPOLL",
+    "direct": "DSD_IO_DIRECT",
+}
+
+_overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
+
+
+def _parse(name: str, raw: Any, origin: str) -> Any:
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"{origin}: {raw!r} is not {expected}")
+
+    if name in ("backend", "direct"):
+        choices = BACKENDS if name == "backend" else DIRECT_MODES
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise bad("one of " + ", ".join(choices))
+        return value
+    if name == "sqpoll":
+        if isinstance(raw, bool):
+            return raw
+        value = str(raw).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise bad("0 or 1")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise bad("an integer") from None
+    low, high = (0, 256) if name == "workers" else (1, 4096)
+    if not low <= value <= high:
+        raise bad(f"in [{low}, {high}]")
+    return value
+
+
+def settings(environ: Mapping[str, str] | None = None) -> IoSettings:
+    """The settings in force: runtime overrides (``io_settings``) over environment over defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, var in _ENV.items():
+        if var in env:
+            values[name] = _parse(name, env[var], var)
+    for name, raw in _overrides.get().items():
+        values[name] = _parse(name, raw, f"io_settings({name}=...)")
+    return IoSettings(**values)
+
+
+@contextlib.contextmanager
+def io_settings(**overrides: Any) -> Iterator[IoSettings]:
+    """Override settings for the code inside the ``with`` (restored afterwards)."""
+    unknown = set(overrides) - set(_ENV)
+    if unknown:
+        raise TypeError(f"unknown io setting(s): {', '.join(sorted(unknown))}")
+    for name, raw in overrides.items():
+        _parse(name, raw, f"io_settings({name}=...)")
+    token = _overrides.set({**_overrides.get(), **overrides})
+    try:
+        yield settings()
+    finally:
+        _overrides.reset(token)
+
+
+def open_engine(**overrides: Any) -> Any:
+    """An ``IoEngine`` built from ``settings()`` with ``overrides`` on top."""
+    from dsd import _native
+
+    with io_settings(**overrides) as chosen:
+        return _native.IoEngine(**chosen.engine_kwargs())
+
+
+def pack_read(
+    request_id: int,
+    file_id: int,
+    offset: int,
+    size: int,
+    region_id: int,
+    dst_offset: int,
+    *,
+    tag: int = 0,
+    dst_size: int | None = None,
+) -> bytes:
+    """One READ/FILE/NONE request record."""
+    return REQUEST.pack(
+        request_id, tag, offset, size, file_id, dst_offset,
+        size if dst_size is None else dst_size, region_id, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    )
+
+
+class Completion(NamedTuple):
+    request_id: int
+    bytes: int
+    hresult: int
+    error: int
+    status: int
+    reason: int
+
+    @property
+    def reason_name(self) -> str:
+        return REASONS[self.reason] if self.reason < len(REASONS) else str(self.reason)
+
+
+def unpack_completions(data: bytes) -> list[Completion]:
+    return [Completion(*c) for c in COMPLETION.iter_unpack(data)]

@@ -1,0 +1,104 @@
+/*
+ * dsd io engine, C API: batches of packed request records (dsd_wire.h) in, packed completion
+ * records out, grouped per client, with an eventfd that is readable while completions wait.
+ *
+ * Two backends do the reads: io_uring rings (io_uring.c) and a pread thread pool (io_posix.c).
+ * The engine (io_engine.c) owns parsing and validation, the per-client completion lists,
+ * cancellation and statistics, so both backends behave the same to callers.
+ * Every function returns 0 or -errno, liburing style; nothing prints or aborts.
+ */
+#ifndef DSD_IO_ENGINE_H
+#define DSD_IO_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsd_wire.h"
+#include "io_registry.h"
+
+enum dsd_io_backend_kind {
+    DSD_IO_BACKEND_AUTO = 0,  /* io_uring when a ring can be set up, else the pread pool */
+    DSD_IO_BACKEND_URING = 1,
+    DSD_IO_BACKEND_POSIX = 2,
+};
+
+enum dsd_io_direct_mode {
+    DSD_IO_DIRECT_AUTO = 0, /* O_DIRECT for each request whose offset, size and buffer allow it */
+    DSD_IO_DIRECT_OFF = 1,  /* always through the page cache */
+};
+
+struct dsd_io_config {
+    int backend;          /* enum dsd_io_backend_kind */
+    unsigned workers;     /* pread threads or io_uring rings; 0 = one per online core */
+    unsigned queue_depth; /* reads in flight per ring (uring); 0 = 64 */
+    int sqpoll;           /* io_uring SQPOLL (kernel submission thread per ring) */
+    int direct;           /* enum dsd_io_direct_mode */
+};
+
+struct dsd_io_stats {
+    uint64_t submitted;   /* records handed to submit */
+    uint64_t rejected;    /* failed validation at submit (also counted in failed) */
+    uint64_t completed;   /* finished OK */
+    uint64_t failed;      /* finished FAILED (validation, EOF, I/O errors) */
+    uint64_t cancelled;   /* finished CANCELLED (cancel or shutdown) */
+    uint64_t dropped;     /* retired without a completion because the client was dropped */
+    uint64_t bytes;       /* bytes delivered by OK requests */
+    uint64_t in_flight;   /* accepted requests not yet retired */
+    uint64_t pending;     /* completion records waiting for reap */
+    uint64_t direct_reads;   /* read syscalls / SQEs issued with O_DIRECT */
+    uint64_t buffered_reads; /* ... through the page cache */
+    uint64_t short_reads;    /* reads continued after a short result */
+    uint64_t retries;        /* EINTR / EAGAIN retries, O_DIRECT fallbacks */
+    uint64_t fixed_files;    /* io_uring SQEs that used a registered file */
+    uint64_t fixed_buffers;  /* io_uring SQEs that used a registered buffer */
+    unsigned workers;
+    unsigned queue_depth;
+    int sqpoll;
+    int direct;
+    const char *backend;  /* "uring" or "posix" */
+};
+
+struct dsd_io_engine;
+
+/* Starts the backend. On return (success or not) `reason` holds why this backend was chosen
+ * (for AUTO: why io_uring was not, if it was not). -errno if the requested backend cannot start. */
+int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **out, char *reason, size_t reason_len);
+/* Closes (if still open) and frees. The registry objects used with it stay valid. */
+void dsd_io_engine_free(struct dsd_io_engine *e);
+/* Stops the backend; requests not yet started complete CANCELLED with reason SHUTDOWN.
+ * Completions stay reapable afterwards. */
+void dsd_io_engine_close(struct dsd_io_engine *e);
+
+const char *dsd_io_engine_backend(const struct dsd_io_engine *e);
+const char *dsd_io_engine_reason(const struct dsd_io_engine *e);
+int dsd_io_engine_fd(const struct dsd_io_engine *e); /* eventfd, readable while completions wait */
+
+/* Parses `n` records (no alignment needed). A bad record becomes an immediate FAILED completion;
+ * *accepted counts the records that went to the backend or completed at once (0-byte reads).
+ * -ESHUTDOWN after close, -ENOMEM if request slots could not be allocated (nothing of the rest
+ * of the batch was queued then; *accepted says how far it got). */
+int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, uint64_t client_key,
+                         const void *records, size_t n, size_t *accepted);
+
+/* Hands each client's waiting completions to fn (records packed back to back) and forgets them.
+ * Drains the eventfd first, so a completion that arrives during reap makes it readable again.
+ * If fn returns nonzero, reaping stops and that value is returned (the records handed to that
+ * call are consumed; the other clients' records stay for the next reap). */
+typedef int (*dsd_io_reap_fn)(void *ctx, uint64_t client_key, const struct dsd_completion_record *recs, size_t n);
+int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx);
+
+/* Cancels the client's requests whose (cancel_tag & mask) == value, or (by_id) whose request_id
+ * is id. Queued ones complete CANCELLED now; running ones are asked to stop (io_uring
+ * ASYNC_CANCEL) and may still finish OK. *count = requests reached (queued + running). */
+int dsd_io_engine_cancel(struct dsd_io_engine *e, uint64_t client_key, uint64_t mask, uint64_t value, int by_id,
+                         uint64_t id, size_t *count);
+/* The client is gone: cancel everything it has, never report any of it, forget its completions. */
+int dsd_io_engine_drop_client(struct dsd_io_engine *e, uint64_t client_key);
+
+void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *out);
+
+/* Host capability checks (for `dsd doctor` and AUTO); reason says why not. */
+int dsd_io_uring_probe(char *reason, size_t reason_len);                   /* 1 usable, 0 not */
+int dsd_io_odirect_probe(const char *path, char *reason, size_t reason_len); /* 1 usable, 0 not */
+
+#endif

@@ -1,0 +1,599 @@
+/*
+ * The io_uring backend: several rings, each created and driven by its own thread (so the ring
+ * can be SINGLE_ISSUER + DEFER_TASKRUN, the cheapest completion path), with a bounded number of
+ * reads in flight per ring. The engine spreads batches over the rings by load.
+ *
+ * A ring thread sleeps in io_uring_enter; new work wakes it through an eventfd that the ring
+ * itself keeps a READ armed on, written only when the thread said it is going to sleep.
+ * Completions are handled in batches: short reads continue, -EAGAIN/-EINTR retry, an O_DIRECT
+ * read the filesystem rejects falls back to the page cache, finished requests are retired to
+ * the engine together. Cancellation of a running read is IORING_OP_ASYNC_CANCEL.
+ */
+#define _GNU_SOURCE
+#include "io_backend.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#define UD_WAKE 1u   /* the inbox eventfd read */
+#define UD_CANCEL 2u /* an ASYNC_CANCEL we sent: its own result does not matter */
+#define EXTRA_SQES 16u
+#define RETIRE_BATCH 256
+#define MAX_RETRIES 1000
+
+struct cancel_cmd {
+    struct dsd_io_req *req;
+    uint64_t seq;
+};
+
+struct uring_ring {
+    struct dsd_io_engine *e;
+    unsigned index;
+    pthread_t thread;
+    int thread_started;
+    struct io_uring ring;
+    int ring_ok;
+    int wake_fd;
+    uint64_t wake_buf;
+    atomic_int sleeping;
+    atomic_uint load; /* requests given to this ring and not yet retired (for spreading) */
+
+    /* startup handshake */
+    int start_rc;
+    int start_done;
+    char start_reason[160];
+
+    /* inbox, filled by other threads (lock) */
+    pthread_mutex_t lock;
+    pthread_cond_t started;
+    struct dsd_io_req *in_head, *in_tail;
+    struct cancel_cmd *cancels;
+    size_t ncancels, cap_cancels;
+    int purge;
+    int stop;
+
+    /* owned by the ring thread */
+    struct dsd_io_req *bl_head, *bl_tail; /* waiting for a queue slot */
+    unsigned inflight;                    /* reads in the kernel */
+    int wake_armed;
+    int stop_cancel_sent;
+    struct dsd_io_req *retire[RETIRE_BATCH];
+    size_t nretire;
+    struct { uint64_t direct, buffered, shorts, retries; } k;
+};
+
+struct uring_backend {
+    unsigned nrings;
+    struct uring_ring rings[];
+};
+
+/* ---- ring thread ---- */
+
+static void flush_retire(struct uring_ring *r)
+{
+    if (r->nretire == 0)
+        return;
+    struct dsd_io_engine *e = r->e;
+    /* counters before retire: whoever sees the request done sees its counts too */
+    atomic_fetch_add_explicit(&e->n_direct, r->k.direct, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
+    memset(&r->k, 0, sizeof(r->k));
+    atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
+    dsd_io_retire(e, r->retire, r->nretire);
+    r->nretire = 0;
+}
+
+static void retire_one(struct uring_ring *r, struct dsd_io_req *q)
+{
+    r->retire[r->nretire++] = q;
+    if (r->nretire == RETIRE_BATCH)
+        flush_retire(r);
+}
+
+static struct io_uring_sqe *get_sqe(struct uring_ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (sqe == NULL) {
+        /* SQ full of prepared entries: hand them to the kernel (the CQ has room: in-flight is bounded) */
+        io_uring_submit(&r->ring);
+        sqe = io_uring_get_sqe(&r->ring);
+    }
+    return sqe;
+}
+
+static void arm_wake(struct uring_ring *r)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof(r->wake_buf), 0);
+    io_uring_sqe_set_data64(sqe, UD_WAKE);
+    r->wake_armed = 1;
+}
+
+/* Queue the next piece of q's read. False if no SQE could be had (cannot happen with the bound
+ * on in-flight reads, but then q fails cleanly instead of vanishing). */
+static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (sqe == NULL) {
+        dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, EBUSY);
+        return false;
+    }
+    uint64_t off = q->offset + q->done;
+    uint8_t *buf = q->dst + q->done;
+    uint32_t len = q->size - q->done;
+    int fd = dsd_io_pick_fd(r->e, q->file, off, buf, len, &q->direct);
+    if (q->direct)
+        r->k.direct++;
+    else
+        r->k.buffered++;
+    io_uring_prep_read(sqe, fd, buf, len, off);
+    io_uring_sqe_set_data(sqe, q);
+    return true;
+}
+
+static void finish(struct uring_ring *r, struct dsd_io_req *q)
+{
+    r->inflight--;
+    retire_one(r, q);
+}
+
+static void on_read_cqe(struct uring_ring *r, struct dsd_io_req *q, int res)
+{
+    bool cancel = atomic_load_explicit(&q->cancel_requested, memory_order_relaxed) || r->stop;
+    uint8_t why = r->stop ? DSD_REASON_SHUTDOWN : DSD_REASON_CANCELLED;
+    if (res == -ECANCELED || (res == -EINTR && cancel)) {
+        dsd_io_req_set(q, DSD_STATUS_CANCELLED, why, ECANCELED);
+        finish(r, q);
+        return;
+    }
+    if (res == -EAGAIN || res == -EINTR) {
+        if (++q->error > MAX_RETRIES) { /* q->error counts retries until the result is set */
+            dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, -res);
+            finish(r, q);
+            return;
+        }
+        r->k.retries++;
+    } else if (res == -EINVAL && q->direct) {
+        atomic_store(&q->file->direct_broken, 1); /* refused O_DIRECT: page cache from now on */
+        r->k.retries++;
+    } else if (res < 0) {
+        dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, -res);
+        finish(r, q);
+        return;
+    } else if (res == 0) {
+        dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_EOF, 0); /* truncated since submit */
+        finish(r, q);
+        return;
+    } else {
+        q->done += (uint32_t)res;
+        if (q->done == q->size) {
+            dsd_io_req_set(q, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+            finish(r, q);
+            return;
+        }
+        r->k.shorts++;
+    }
+    if (cancel) {
+        dsd_io_req_set(q, DSD_STATUS_CANCELLED, why, ECANCELED);
+        finish(r, q);
+        return;
+    }
+    if (!prep_read(r, q))
+        finish(r, q);
+}
+
+static void take_inbox(struct uring_ring *r, struct cancel_cmd **cmds, size_t *ncmds, int *purge, int *stop)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->in_head) {
+        if (r->bl_tail)
+            r->bl_tail->next = r->in_head;
+        else
+            r->bl_head = r->in_head;
+        r->bl_tail = r->in_tail;
+        r->in_head = r->in_tail = NULL;
+    }
+    *cmds = NULL;
+    *ncmds = 0;
+    if (r->ncancels) {
+        *cmds = r->cancels;
+        *ncmds = r->ncancels;
+        r->cancels = NULL;
+        r->ncancels = r->cap_cancels = 0;
+    }
+    *purge = r->purge;
+    r->purge = 0;
+    *stop = r->stop;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static bool inbox_pending(struct uring_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool p = r->in_head != NULL || r->ncancels || r->purge || (r->stop && !r->stop_cancel_sent);
+    pthread_mutex_unlock(&r->lock);
+    return p;
+}
+
+/* Cancelled requests waiting in the backlog: let go of them now (their resources too). */
+static void purge_backlog(struct uring_ring *r)
+{
+    struct dsd_io_req *keep_head = NULL, *keep_tail = NULL;
+    for (struct dsd_io_req *q = r->bl_head, *nx; q; q = nx) {
+        nx = q->next;
+        q->next = NULL;
+        if (atomic_load(&q->state) == DSD_REQ_CANCELLED) {
+            retire_one(r, q);
+            continue;
+        }
+        if (keep_tail)
+            keep_tail->next = q;
+        else
+            keep_head = q;
+        keep_tail = q;
+    }
+    r->bl_head = keep_head;
+    r->bl_tail = keep_tail;
+}
+
+static void fill(struct uring_ring *r, int stop)
+{
+    unsigned qd = r->e->cfg.queue_depth;
+    while (r->bl_head && (stop || r->inflight < qd)) {
+        struct dsd_io_req *q = r->bl_head;
+        r->bl_head = q->next;
+        if (r->bl_head == NULL)
+            r->bl_tail = NULL;
+        q->next = NULL;
+        if (!dsd_io_req_claim(q)) {
+            retire_one(r, q); /* cancelled while queued */
+            continue;
+        }
+        if (stop) {
+            dsd_io_req_shutdown(q);
+            retire_one(r, q);
+            continue;
+        }
+        q->error = 0; /* retry counter until the result is set */
+        if (prep_read(r, q))
+            r->inflight++;
+        else
+            retire_one(r, q);
+    }
+}
+
+static void send_cancels(struct uring_ring *r, struct cancel_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct dsd_io_req *q = cmds[i].req;
+        /* the slot may have finished and been reused since: trust it only if it is the same request */
+        if (__atomic_load_n(&q->seq, __ATOMIC_RELAXED) != cmds[i].seq || atomic_load(&q->state) != DSD_REQ_ISSUED ||
+            q->ring != r->index)
+            continue;
+        struct io_uring_sqe *sqe = get_sqe(r);
+        if (sqe == NULL)
+            continue;
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)q, 0);
+        io_uring_sqe_set_data64(sqe, UD_CANCEL);
+    }
+    free(cmds);
+}
+
+static void *ring_thread(void *arg);
+
+static int ring_setup(struct uring_ring *r)
+{
+    const struct dsd_io_config *cfg = &r->e->cfg;
+    unsigned entries = 1;
+    while (entries < cfg->queue_depth + EXTRA_SQES)
+        entries <<= 1;
+    struct io_uring_params p;
+    int rc;
+    if (cfg->sqpoll) {
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_SQPOLL;
+        p.sq_thread_idle = 50; /* ms the kernel thread spins before sleeping */
+        rc = io_uring_queue_init_params(entries, &r->ring, &p);
+        if (rc < 0)
+            snprintf(r->start_reason, sizeof(r->start_reason), "io_uring_setup(SQPOLL): %s", strerror(-rc));
+        return rc;
+    }
+    /* Newest flags first: one submitter thread per ring, completions run when it waits. */
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    rc = -EINVAL;
+    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+        memset(&p, 0, sizeof(p));
+        p.flags = flag_sets[i];
+        rc = io_uring_queue_init_params(entries, &r->ring, &p);
+        if (rc != -EINVAL)
+            break;
+    }
+    if (rc < 0)
+        snprintf(r->start_reason, sizeof(r->start_reason), "io_uring_setup: %s", strerror(-rc));
+    return rc;
+}
+
+static void *ring_thread(void *arg)
+{
+    struct uring_ring *r = arg;
+    int rc = ring_setup(r);
+    pthread_mutex_lock(&r->lock);
+    r->start_rc = rc;
+    r->ring_ok = rc == 0;
+    r->start_done = 1;
+    pthread_cond_broadcast(&r->started);
+    pthread_mutex_unlock(&r->lock);
+    if (rc < 0)
+        return NULL;
+
+    arm_wake(r);
+    for (;;) {
+        struct cancel_cmd *cmds;
+        size_t ncmds;
+        int purge, stop;
+        take_inbox(r, &cmds, &ncmds, &purge, &stop);
+        if (purge)
+            purge_backlog(r);
+        fill(r, stop);
+        send_cancels(r, cmds, ncmds);
+        if (stop && !r->stop_cancel_sent) {
+            /* closing: whatever still runs (a read from a pipe, say) is cancelled */
+            struct io_uring_sqe *sqe = get_sqe(r);
+            if (sqe) {
+                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+                io_uring_sqe_set_data64(sqe, UD_CANCEL);
+            }
+            r->stop_cancel_sent = 1;
+        }
+        flush_retire(r);
+        if (stop && r->inflight == 0 && r->bl_head == NULL)
+            break;
+
+        unsigned wait_nr = 1;
+        atomic_store(&r->sleeping, 1);
+        if (inbox_pending(r)) {
+            atomic_store(&r->sleeping, 0);
+            wait_nr = 0;
+        }
+        if (!r->wake_armed && !stop)
+            arm_wake(r);
+        rc = io_uring_submit_and_wait(&r->ring, wait_nr);
+        atomic_store(&r->sleeping, 0);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+            /* the ring itself failed: nothing sensible left but to stop waiting on it */
+            pthread_mutex_lock(&r->lock);
+            r->stop = 1;
+            pthread_mutex_unlock(&r->lock);
+        }
+
+        struct io_uring_cqe *cqe;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&r->ring, head, cqe)
+        {
+            seen++;
+            uint64_t ud = cqe->user_data;
+            if (ud == UD_WAKE) {
+                r->wake_armed = 0;
+            } else if (ud != UD_CANCEL) {
+                on_read_cqe(r, (struct dsd_io_req *)(uintptr_t)ud, cqe->res);
+            }
+        }
+        io_uring_cq_advance(&r->ring, seen);
+    }
+    flush_retire(r);
+    return NULL;
+}
+
+/* ---- engine side ---- */
+
+static void ring_wake(struct uring_ring *r)
+{
+    if (atomic_exchange(&r->sleeping, 0)) {
+        uint64_t one = 1;
+        while (write(r->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+static void ring_stop_join(struct uring_ring *r)
+{
+    if (!r->thread_started)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_mutex_unlock(&r->lock);
+    atomic_store(&r->sleeping, 1); /* force the write: the thread may be about to sleep */
+    ring_wake(r);
+    pthread_join(r->thread, NULL);
+    r->thread_started = 0;
+}
+
+static void ring_free(struct uring_ring *r)
+{
+    if (r->ring_ok)
+        io_uring_queue_exit(&r->ring);
+    r->ring_ok = 0;
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    r->wake_fd = -1;
+    free(r->cancels);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->started);
+}
+
+static void uring_destroy(struct dsd_io_engine *e)
+{
+    struct uring_backend *b = e->backend;
+    if (b == NULL)
+        return;
+    for (unsigned i = 0; i < b->nrings; i++) {
+        ring_stop_join(&b->rings[i]);
+        ring_free(&b->rings[i]);
+    }
+    free(b);
+    e->backend = NULL;
+}
+
+static int uring_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
+{
+    char why[200];
+    if (!dsd_io_uring_probe(why, sizeof(why))) {
+        snprintf(reason, reason_len, "%s", why);
+        return -EOPNOTSUPP;
+    }
+    unsigned n = e->cfg.workers;
+    struct uring_backend *b = calloc(1, sizeof(*b) + n * sizeof(struct uring_ring));
+    if (b == NULL) {
+        snprintf(reason, reason_len, "out of memory");
+        return -ENOMEM;
+    }
+    e->backend = b;
+    int rc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct uring_ring *r = &b->rings[i];
+        r->e = e;
+        r->index = i;
+        r->wake_fd = -1;
+        pthread_mutex_init(&r->lock, NULL);
+        pthread_cond_init(&r->started, NULL);
+        b->nrings++;
+        r->wake_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring polls it for us */
+        if (r->wake_fd < 0) {
+            rc = -errno;
+            snprintf(reason, reason_len, "eventfd: %s", strerror(-rc));
+            break;
+        }
+        int prc = pthread_create(&r->thread, NULL, ring_thread, r);
+        if (prc != 0) {
+            rc = -prc;
+            snprintf(reason, reason_len, "pthread_create: %s", strerror(prc));
+            break;
+        }
+        r->thread_started = 1;
+        pthread_mutex_lock(&r->lock);
+        while (!r->start_done)
+            pthread_cond_wait(&r->started, &r->lock);
+        rc = r->start_rc;
+        pthread_mutex_unlock(&r->lock);
+        if (rc < 0) {
+            snprintf(reason, reason_len, "%s", r->start_reason);
+            pthread_join(r->thread, NULL);
+            r->thread_started = 0;
+            break;
+        }
+    }
+    if (rc < 0) {
+        uring_destroy(e);
+        return rc;
+    }
+    return 0;
+}
+
+static struct uring_ring *least_loaded(struct uring_backend *b)
+{
+    struct uring_ring *best = &b->rings[0];
+    unsigned best_load = atomic_load_explicit(&best->load, memory_order_relaxed);
+    for (unsigned i = 1; i < b->nrings; i++) {
+        unsigned l = atomic_load_explicit(&b->rings[i].load, memory_order_relaxed);
+        if (l < best_load) {
+            best = &b->rings[i];
+            best_load = l;
+        }
+    }
+    return best;
+}
+
+static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
+{
+    struct uring_backend *b = e->backend;
+    size_t chunk = (n + b->nrings - 1) / b->nrings;
+    for (size_t base = 0; base < n; base += chunk) {
+        size_t m = n - base < chunk ? n - base : chunk;
+        struct uring_ring *r = least_loaded(b);
+        atomic_fetch_add_explicit(&r->load, (unsigned)m, memory_order_relaxed);
+        for (size_t i = 0; i < m; i++) {
+            reqs[base + i]->ring = (uint16_t)r->index;
+            reqs[base + i]->next = i + 1 < m ? reqs[base + i + 1] : NULL;
+        }
+        pthread_mutex_lock(&r->lock);
+        if (r->in_tail)
+            r->in_tail->next = reqs[base];
+        else
+            r->in_head = reqs[base];
+        r->in_tail = reqs[base + m - 1];
+        pthread_mutex_unlock(&r->lock);
+        ring_wake(r);
+    }
+}
+
+static void uring_cancel_issued(struct dsd_io_engine *e, struct dsd_io_req *q)
+{
+    struct uring_backend *b = e->backend;
+    if (q->ring >= b->nrings)
+        return;
+    struct uring_ring *r = &b->rings[q->ring];
+    pthread_mutex_lock(&r->lock);
+    if (r->ncancels == r->cap_cancels) {
+        size_t ncap = r->cap_cancels ? r->cap_cancels * 2 : 16;
+        struct cancel_cmd *c = realloc(r->cancels, ncap * sizeof(*c));
+        if (c == NULL) { /* best effort: the read finishes by itself */
+            pthread_mutex_unlock(&r->lock);
+            return;
+        }
+        r->cancels = c;
+        r->cap_cancels = ncap;
+    }
+    r->cancels[r->ncancels++] = (struct cancel_cmd){q, __atomic_load_n(&q->seq, __ATOMIC_RELAXED)};
+    pthread_mutex_unlock(&r->lock);
+    ring_wake(r);
+}
+
+static void uring_kick(struct dsd_io_engine *e)
+{
+    struct uring_backend *b = e->backend;
+    for (unsigned i = 0; i < b->nrings; i++) {
+        struct uring_ring *r = &b->rings[i];
+        pthread_mutex_lock(&r->lock);
+        r->purge = 1;
+        pthread_mutex_unlock(&r->lock);
+        ring_wake(r);
+    }
+}
+
+static void uring_stop(struct dsd_io_engine *e)
+{
+    struct uring_backend *b = e->backend;
+    for (unsigned i = 0; i < b->nrings; i++) {
+        struct uring_ring *r = &b->rings[i];
+        pthread_mutex_lock(&r->lock);
+        r->stop = 1;
+        pthread_mutex_unlock(&r->lock);
+        atomic_store(&r->sleeping, 1);
+        ring_wake(r);
+    }
+    for (unsigned i = 0; i < b->nrings; i++)
+        ring_stop_join(&b->rings[i]);
+}
+
+const struct dsd_io_backend_ops dsd_io_uring_ops = {
+    .name = "uring",
+    .start = uring_start,
+    .enqueue = uring_enqueue,
+    .cancel_issued = uring_cancel_issued,
+    .kick = uring_kick,
+    .stop = uring_stop,
+    .destroy = uring_destroy,
+};
