@@ -101,11 +101,14 @@ class AsyncClient:
     async def _reader(self) -> None:
         sock = self._sock
         with self._reader_scope:
-            while True:
-                await sock.wait_readable()
-                while (frames := sock.recv_nowait()) is not None:
-                    self._core.receive(frames)
-                await trio.lowlevel.checkpoint()
+            try:
+                while True:
+                    await sock.wait_readable()
+                    while (frames := sock.recv_nowait()) is not None:
+                        self._core.receive(frames)
+                    await trio.lowlevel.checkpoint()
+            except DsdError as exc:  # the daemon sent garbage: everything waiting fails with why
+                self._core.fail_everything(exc)
 
     async def _wait(self, seq: int, *, what: str) -> Any:
         pending = self._core.pending[seq]

@@ -24,6 +24,7 @@ class State(enum.Enum):
     START = "start"              # nothing exchanged yet
     HELLO_SENT = "hello-sent"    # client: waiting for WELCOME; server: HELLO received, reply owed
     READY = "ready"
+    CLOSING = "closing"          # client: BYE sent, replies and completions may still arrive
     CLOSED = "closed"
 
 
@@ -49,7 +50,7 @@ class Connection:
         mine = msg.FROM_CLIENT == (self.role is Role.CLIENT)
         if not mine:
             raise LocalProtocolError(f"a {self.role.value} cannot send {msg.TYPE}")
-        if self.state is State.CLOSED:
+        if self.state in (State.CLOSED, State.CLOSING):
             raise LocalProtocolError(f"connection is closed; cannot send {msg.TYPE}")
         if self.role is Role.CLIENT:
             if isinstance(msg, Hello):
@@ -59,7 +60,7 @@ class Connection:
             elif self.state is not State.READY:
                 raise LocalProtocolError(f"cannot send {msg.TYPE} before the handshake completed")
             elif isinstance(msg, Bye):
-                self.state = State.CLOSED
+                self.state = State.CLOSING
         else:
             if isinstance(msg, Welcome):
                 if self.state is not State.HELLO_SENT:
@@ -102,6 +103,6 @@ class Connection:
                 self.state = State.READY
             elif isinstance(msg, Error) and self.state is State.HELLO_SENT:
                 self.state = State.CLOSED
-            elif self.state is not State.READY and not isinstance(msg, Error):
+            elif self.state is State.HELLO_SENT and not isinstance(msg, Error):
                 raise RemoteProtocolError(f"{msg.TYPE} before WELCOME")
         return msg

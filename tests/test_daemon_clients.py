@@ -44,6 +44,7 @@ def test_sigkilled_client_releases_its_resources(daemon, make_file, client):
     assert _wait_until(lambda: daemon.shm_mappings() > base_maps)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
     assert _wait_until(lambda: daemon.open_fds() <= base_fds and daemon.shm_mappings() <= base_maps), (
         f"fds {daemon.open_fds()} (baseline {base_fds}), shm maps {daemon.shm_mappings()} (baseline {base_maps})\n"
         + daemon.output()[-3000:])

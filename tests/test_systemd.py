@@ -44,8 +44,10 @@ def test_notifier_abstract_namespace():
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(b"\0" + name.encode())
     sock.settimeout(5)
-    Notifier({"NOTIFY_SOCKET": "@" + name}).reloading()
+    n = Notifier({"NOTIFY_SOCKET": "@" + name})
+    n.reloading()
     assert sock.recv(100) == b"RELOADING=1"
+    n.close()
     sock.close()
 
 
@@ -58,6 +60,7 @@ def test_notifier_is_a_no_op_outside_systemd():
 def test_notify_failures_are_not_fatal(tmp_path):
     n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
     assert n.ready() is False  # logged, not raised
+    n.close()
 
 
 def test_watchdog_settings_are_for_this_process_only():
