@@ -161,7 +161,7 @@ class Daemon:
                     nursery.start_soon(self._serve_socket, index, tsock)
                     nursery.start_soon(self._watch_connections, index, tsock)
                 nursery.start_soon(self._deliver_completions)
-                nursery.start_soon(self._signals, nursery.cancel_scope)
+                await nursery.start(self._signals, nursery.cancel_scope)  # handlers in place before READY
                 if self.notifier.watchdog_usec:
                     nursery.start_soon(self._watchdog)
                 self.notifier.ready(f"serving on {', '.join(self.endpoints.values())}")
@@ -172,8 +172,9 @@ class Daemon:
             self.close()
             log.info("stopped")
 
-    async def _signals(self, scope: trio.CancelScope) -> None:
+    async def _signals(self, scope: trio.CancelScope, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     self.notifier.reloading()
@@ -415,8 +416,7 @@ class Daemon:
         fd = self.engine.fileno()
         while True:
             await trio.lowlevel.wait_readable(fd)
-            for key, completions, *failed_records in self.engine.reap():
-                failed = failed_records[0] if failed_records else b""
+            for key, completions, failed in self.engine.reap():
                 session = self.by_key.get(key)
                 if session is None:
                     continue  # client vanished; its completions are moot

@@ -48,6 +48,7 @@ struct dsd_io_req {
     uint8_t direct;                  /* current read uses O_DIRECT */
     uint16_t ring;                   /* io_uring: ring that holds it */
     struct dsd_completion_record rec; /* filled when reported */
+    struct dsd_request_record orig;   /* as submitted: a failure is reported with its request */
 };
 
 struct dsd_io_backend_ops {

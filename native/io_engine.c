@@ -117,6 +117,7 @@ static void req_init(struct dsd_io_req *r, const struct dsd_request_record *rec)
     uint64_t seq = r->seq;
     memset(r, 0, sizeof(*r));
     r->seq = seq;
+    r->orig = *rec;
     r->request_id = rec->request_id;
     r->cancel_tag = rec->cancel_tag;
     r->offset = rec->src_offset;
@@ -476,23 +477,32 @@ int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
     int rc = 0;
     size_t k = 0;
     struct dsd_completion_record *buf = NULL;
+    struct dsd_request_record *fbuf = NULL;
     size_t bufcap = 0;
     for (; k < nt && rc == 0; k++) {
         if (t[k].n > bufcap) {
             struct dsd_completion_record *nb = realloc(buf, t[k].n * sizeof(*nb));
-            if (nb == NULL) {
+            if (nb != NULL)
+                buf = nb;
+            struct dsd_request_record *nf = realloc(fbuf, t[k].n * sizeof(*nf));
+            if (nf != NULL)
+                fbuf = nf;
+            if (nb == NULL || nf == NULL) {
                 rc = -ENOMEM;
                 break;
             }
-            buf = nb;
             bufcap = t[k].n;
         }
-        size_t j = 0;
-        for (struct dsd_io_req *r = t[k].head; r; r = r->done_next)
+        size_t j = 0, nfailed = 0;
+        for (struct dsd_io_req *r = t[k].head; r; r = r->done_next) {
             buf[j++] = r->rec;
-        rc = fn(ctx, t[k].client->key, buf, t[k].n);
+            if (r->rec.status == DSD_STATUS_FAILED)
+                fbuf[nfailed++] = r->orig;
+        }
+        rc = fn(ctx, t[k].client->key, buf, t[k].n, fbuf, nfailed);
     }
     free(buf);
+    free(fbuf);
 
     struct freelist fl = {0};
     pthread_mutex_lock(&e->lock);

@@ -80,11 +80,13 @@ int dsd_io_engine_fd(const struct dsd_io_engine *e); /* eventfd, readable while 
 int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, uint64_t client_key,
                          const void *records, size_t n, size_t *accepted);
 
-/* Hands each client's waiting completions to fn (records packed back to back) and forgets them.
+/* Hands each client's waiting completions to fn (records packed back to back), together with the
+ * original request record of each FAILED one (in completion order), and forgets them.
  * Drains the eventfd first, so a completion that arrives during reap makes it readable again.
  * If fn returns nonzero, reaping stops and that value is returned (the records handed to that
  * call are consumed; the other clients' records stay for the next reap). */
-typedef int (*dsd_io_reap_fn)(void *ctx, uint64_t client_key, const struct dsd_completion_record *recs, size_t n);
+typedef int (*dsd_io_reap_fn)(void *ctx, uint64_t client_key, const struct dsd_completion_record *recs, size_t n,
+                              const struct dsd_request_record *failed, size_t nfailed);
 int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx);
 
 /* Cancels the client's requests whose (cancel_tag & mask) == value, or (by_id) whose request_id

@@ -466,11 +466,13 @@ static PyObject *engine_submit(EngineObject *self, PyObject *args, PyObject *kwd
     return PyLong_FromSize_t(accepted);
 }
 
-static int reap_into_list(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n)
+static int reap_into_list(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                          const struct dsd_request_record *failed, size_t nfailed)
 {
     PyObject *list = ctx;
-    PyObject *item = Py_BuildValue("(Ky#)", (unsigned long long)key, (const char *)recs,
-                                   (Py_ssize_t)(n * sizeof(*recs)));
+    PyObject *item = Py_BuildValue("(Ky#y#)", (unsigned long long)key, (const char *)recs,
+                                   (Py_ssize_t)(n * sizeof(*recs)), (const char *)failed,
+                                   (Py_ssize_t)(nfailed * sizeof(*failed)));
     if (item == NULL)
         return -ENOMEM;
     int rc = PyList_Append(list, item);
@@ -631,7 +633,8 @@ static PyMethodDef engine_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))engine_submit, METH_VARARGS | METH_KEYWORDS,
      "submit(reg, client_key, records, names=None) -> accepted: queue a packed batch of 64-byte request records."},
     {"reap", (PyCFunction)engine_reap, METH_NOARGS,
-     "reap() -> [(client_key, packed 32-byte completion records)]: non-blocking; drains the eventfd."},
+     "reap() -> [(client_key, packed 32-byte completion records, packed 64-byte request records of the "
+     "FAILED ones)]: non-blocking; drains the eventfd."},
     {"cancel", (PyCFunction)(void (*)(void))engine_cancel, METH_VARARGS | METH_KEYWORDS,
      "cancel(client_key, *, mask=0, value=0, request_id=None) -> requests reached"},
     {"drop_client", (PyCFunction)engine_drop_client, METH_O,

@@ -74,7 +74,7 @@ def collect(eng: _native.IoEngine, want: int, timeout: float = 30.0) -> dict[int
         if left <= 0:
             raise AssertionError(f"only {total} of {want} completions after {timeout}s: {eng.stats()}")
         select.select([eng.fileno()], [], [], min(left, 1.0))
-        for key, data in eng.reap():
+        for key, data, _failed in eng.reap():
             comps = unpack_completions(data)
             got[key].extend(comps)
             total += len(comps)

@@ -192,3 +192,18 @@ def test_client_rejects_garbage_from_a_fake_daemon(tmp_path):
         Client(endpoint, timeout=5)
     t.join()
     router.close()
+
+
+def test_failed_completion_carries_the_request_that_failed(client, make_file):
+    """The error record names the request (all its fields) and the file, as DirectStorage's does."""
+    path, _ = make_file(2048)
+    f = client.open(path)
+    region = client.alloc(8192)
+    batch = client.batch()
+    bad = batch.read(f, 1024, 4096, region, 512, tag=0xABC, name="texture-17")
+    batch.wait_all(timeout=30)
+    err = bad.exception()
+    assert err.path == str(path)
+    assert err.request == {"id": bad.id, "op": 0, "compression": 0, "source_type": 0, "src_id": f.id,
+                           "src_offset": 1024, "src_size": 4096, "dst_id": region.id, "dst_offset": 512,
+                           "dst_size": 4096, "uncompressed_size": 0, "cancel_tag": 0xABC}

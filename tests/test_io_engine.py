@@ -479,7 +479,7 @@ def test_reap_is_nonblocking_and_eventfd_rearms(backend, files):
             assert r
             got = []
             while len(got) < 1:
-                for _, data in eng.reap():
+                for _, data, _failed in eng.reap():
                     got.extend(unpack_completions(data))
             assert got[0].request_id == round_
 

@@ -30,14 +30,19 @@ static struct dsd_completion_record got[MAXC];
 static uint64_t got_key[MAXC];
 static size_t ngot;
 
-static int on_reap(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n)
+static int on_reap(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                   const struct dsd_request_record *failed, size_t nfailed)
 {
     (void)ctx;
+    size_t f = 0;
     for (size_t i = 0; i < n && ngot < MAXC; i++) {
         got_key[ngot] = key;
         got[ngot++] = recs[i];
+        /* each FAILED completion comes with its own request record, in order */
+        if (recs[i].status == DSD_STATUS_FAILED && (f >= nfailed || failed[f++].request_id != recs[i].request_id))
+            return -EINVAL;
     }
-    return 0;
+    return f == nfailed ? 0 : -EINVAL;
 }
 
 static void collect(struct dsd_io_engine *e, size_t want)
