@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsd import _paths
+from dsd import _paths, ioengine
 
-IO_BACKENDS = ("auto", "uring", "posix")
+IO_BACKENDS = ioengine.BACKENDS
 
 
 @dataclass
@@ -19,9 +19,8 @@ class Config:
     runtime_dir: Path = field(default_factory=_paths.runtime_dir)
     ipc_endpoint: str | None = None        # None: ipc://<runtime_dir>/dsd.sock ; "off": no ipc socket
     tcp_endpoint: str | None = None        # None: tcp://127.0.0.1:47811 ; "off": no tcp socket
-    io_backend: str = "auto"
-    io_workers: int = 0                    # 0: one per core
-    io_queue_depth: int = 64
+    # io engine settings given on the command line; the rest come from DSD_IO_* (dsd.ioengine)
+    io_overrides: dict = field(default_factory=dict)
     log_level: str = "INFO"
 
     @classmethod
@@ -32,17 +31,11 @@ class Config:
             cfg.runtime_dir = Path(env["DSD_RUNTIME_DIR"])
         cfg.ipc_endpoint = env.get("DSD_IPC") or None
         cfg.tcp_endpoint = env.get("DSD_TCP") or None
-        cfg.io_backend = env.get("DSD_IO_BACKEND", cfg.io_backend)
-        cfg.io_workers = _int(env, "DSD_IO_WORKERS", cfg.io_workers)
-        cfg.io_queue_depth = _int(env, "DSD_IO_QUEUE_DEPTH", cfg.io_queue_depth)
         cfg.log_level = env.get("DSD_LOG_LEVEL", cfg.log_level).upper()
         return cfg
 
     def validate(self) -> None:
-        if self.io_backend not in IO_BACKENDS:
-            raise ValueError(f"io backend {self.io_backend!r} is not one of {', '.join(IO_BACKENDS)}")
-        if self.io_workers < 0 or self.io_queue_depth < 1:
-            raise ValueError("io workers must be >= 0 and queue depth >= 1")
+        self.io_settings()  # raises ValueError naming the bad DSD_IO_* variable or flag
         for name in ("ipc_endpoint", "tcp_endpoint"):
             value = getattr(self, name)
             prefix = name[:3] + "://"
@@ -54,6 +47,10 @@ class Config:
         if self.resolved_ipc() is None and tcp is None:
             raise ValueError("both the ipc and the tcp socket are off; nothing to serve on")
 
+    def io_settings(self) -> ioengine.IoSettings:
+        with ioengine.io_settings(**self.io_overrides) as chosen:
+            return chosen
+
     def resolved_ipc(self) -> str | None:
         if self.ipc_endpoint == "off":
             return None
@@ -64,12 +61,3 @@ class Config:
             return None
         return self.tcp_endpoint or _paths.default_tcp_endpoint()
 
-
-def _int(env, key: str, default: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{key}={raw!r} is not an integer") from None

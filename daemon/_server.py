@@ -100,8 +100,7 @@ class Daemon:
     def bind(self) -> None:
         """Create the runtime directory, token and sockets. READY is sent only after this."""
         rundir = _paths.ensure_private_dir(self.config.runtime_dir)
-        self.engine = _native.IoEngine(backend=self.config.io_backend, workers=self.config.io_workers,
-                                       queue_depth=self.config.io_queue_depth)
+        self.engine = _native.IoEngine(**self.config.io_settings().engine_kwargs())
         log.info("io engine: %s (%s)", self.engine.backend, self.engine.backend_reason)
         ipc = self.config.resolved_ipc()
         if ipc is not None:

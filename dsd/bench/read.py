@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=2.0, help="time per contender and case")
     p.add_argument("--endpoint", help="measure an already running daemon (CPU% is then not reported)")
     p.add_argument("--file-size", type=int, default=FILE_SIZE)
+    p.add_argument("--direct", action="store_true",
+                   help="let the daemon use O_DIRECT (default: page cache, like the preadv baseline)")
     p.set_defaults(func=run)
 
 
@@ -32,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     path = make_test_file(args.file_size)
     warm_page_cache(path)
     report = Report("read")
-    report.notes.append(f"file {path} ({args.file_size >> 20} MiB, page cache warm); {os.cpu_count()} cores")
+    report.notes.append(f"file {path} ({args.file_size >> 20} MiB, page cache warm); {os.cpu_count()} cores; "
+                        f"daemon O_DIRECT {'auto' if args.direct else 'off'}")
     if args.endpoint:
         _measure_all(report, args, path, args.endpoint, None)
     else:
-        with private_daemon() as daemon:
+        with private_daemon({"DSD_IO_DIRECT": "auto" if args.direct else "off"}) as daemon:
             _measure_all(report, args, path, daemon.endpoint, daemon.pid)
     report.emit(args.json)
     return 0
@@ -55,6 +58,35 @@ def _measure_all(report: Report, args, path, endpoint: str, daemon_pid: int | No
             figures = _through_daemon(client, f, size, depth, offsets, args.seconds, daemon_pid)
             figures["ratio_vs_preadv"] = round(figures["gbps"] / baseline["gbps"], 3) if baseline["gbps"] else None
             report.add(case, "dsd", **figures)
+        if daemon_pid:
+            report.add("4k-paced-50k-per-s", "dsd", **_paced(client, f, args.seconds, daemon_pid))
+
+
+def _paced(client, f, seconds: float, daemon_pid: int, rate: int = 50_000, tick: float = 0.01) -> dict:
+    """The product target: 50,000 requests/s of 4 KiB, sent in 10 ms batches; daemon CPU%."""
+    import time
+
+    per_tick = int(rate * tick)
+    region = client.alloc(per_tick * 4096)
+    offsets = _offsets(64 << 20, 4096, True)
+    cpu0, start, done = cpu_seconds(daemon_pid), time.perf_counter(), 0
+    next_tick = start
+    while time.perf_counter() - start < seconds:
+        batch = client.batch()
+        for i in range(per_tick):
+            batch.read(f, offsets[(done + i) % len(offsets)], 4096, region, i * 4096)
+        for req in batch.wait_all(timeout=60):
+            req.result()
+        done += per_tick
+        next_tick += tick
+        delay = next_tick - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.perf_counter() - start
+    client.free(region)
+    return {"requests_per_s": done / elapsed, "target_requests_per_s": rate,
+            "daemon_cpu_pct_of_one_core": round(100 * (cpu_seconds(daemon_pid) - cpu0) / elapsed, 1),
+            "target_cpu_pct": 10}
 
 
 def _offsets(file_size: int, size: int, rand: bool) -> list[int]:

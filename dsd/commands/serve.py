@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tcp", metavar="ENDPOINT", help="loopback tcp:// endpoint, or 'off' (default: tcp://127.0.0.1:47811)")
     p.add_argument("--io-backend", choices=("auto", "uring", "posix"), help="io engine (default: auto; env DSD_IO_BACKEND)")
     p.add_argument("--io-workers", type=int, help="io rings / threads, 0 = one per core (env DSD_IO_WORKERS)")
+    p.add_argument("--io-direct", choices=("auto", "off"),
+                   help="O_DIRECT when alignment allows (auto) or always the page cache (env DSD_IO_DIRECT)")
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper)
     p.set_defaults(func=_serve)
 
@@ -25,10 +27,12 @@ def _serve(args: argparse.Namespace) -> int:
         config = Config.from_env()
         if args.runtime_dir:
             config.runtime_dir = args.runtime_dir
-        for attr, value in (("ipc_endpoint", args.ipc), ("tcp_endpoint", args.tcp), ("io_backend", args.io_backend),
-                            ("io_workers", args.io_workers), ("log_level", args.log_level)):
+        for attr, value in (("ipc_endpoint", args.ipc), ("tcp_endpoint", args.tcp), ("log_level", args.log_level)):
             if value is not None:
                 setattr(config, attr, value)
+        for name, value in (("backend", args.io_backend), ("workers", args.io_workers), ("direct", args.io_direct)):
+            if value is not None:
+                config.io_overrides[name] = value
         config.validate()
     except ValueError as exc:
         print(f"dsd serve: {exc}", file=sys.stderr)
