@@ -9,4 +9,6 @@
  *   int dsd_py_codec_init(PyObject *module); -- GDeflate codec
  */
 
+int dsd_py_codec_init(PyObject *module); /* GDeflate codec (py_codec.c) */
+
 #endif
