@@ -36,17 +36,32 @@ static int get_threads(PyObject *obj, unsigned *threads)
     return 0;
 }
 
-static PyObject *py_stream_info(PyObject *self, PyObject *arg)
+/* stream_info(data[, total_len]): with total_len, `data` may hold only the header and table, and
+ * tile ranges are checked against total_len (the table must lie entirely inside `data`). */
+static PyObject *py_stream_info(PyObject *self, PyObject *args)
 {
     (void)self;
+    PyObject *data;
+    Py_ssize_t total = -1;
+    if (!PyArg_ParseTuple(args, "O|n:gdeflate_stream_info", &data, &total)) return NULL;
     Py_buffer in;
-    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data, &in, PyBUF_SIMPLE) < 0) return NULL;
+    size_t in_len = (size_t)in.len;
+    if (total >= 0) {
+        /* Only the header and table are read: make sure they are inside the buffer we hold. */
+        const uint8_t *p = in.buf;
+        size_t need = GDEFLATE_HEADER_SIZE;
+        if (in_len >= 4) need += 4 * (size_t)(p[2] | (p[3] << 8));
+        if ((size_t)total < need) need = (size_t)total;
+        if (in_len < need) {
+            PyBuffer_Release(&in);
+            return raise_result(GDEFLATE_BAD_DATA, -1, "input ends inside the tile table");
+        }
+        in_len = (size_t)total;
+    }
     struct gdeflate_stream_info info;
     struct gdeflate_error err = {-1, ""};
-    enum gdeflate_result r;
-    Py_BEGIN_ALLOW_THREADS
-    r = gdeflate_parse_header(in.buf, (size_t)in.len, &info, &err);
-    Py_END_ALLOW_THREADS
+    enum gdeflate_result r = gdeflate_parse_header(in.buf, in_len, &info, &err);
     PyBuffer_Release(&in);
     if (r != GDEFLATE_SUCCESS) return raise_result(r, err.tile, err.reason);
     return Py_BuildValue("(IKKI)", info.num_tiles, (unsigned long long)info.uncompressed_size,
@@ -179,8 +194,8 @@ static PyObject *py_effective_threads(PyObject *self, PyObject *arg)
 }
 
 static PyMethodDef codec_methods[] = {
-    {"gdeflate_stream_info", py_stream_info, METH_O,
-     "gdeflate_stream_info(data) -> (num_tiles, uncompressed_size, compressed_size, last_tile_size)"},
+    {"gdeflate_stream_info", py_stream_info, METH_VARARGS,
+     "gdeflate_stream_info(data[, total_len]) -> (num_tiles, uncompressed_size, compressed_size, last_tile_size)"},
     {"gdeflate_decompress", py_decompress, METH_VARARGS, "gdeflate_decompress(data, threads) -> bytes"},
     {"gdeflate_decompress_into", py_decompress_into, METH_VARARGS,
      "gdeflate_decompress_into(data, out, threads) -> bytes written"},

@@ -11,6 +11,7 @@ Empty payloads: ``compress(b"")`` gives the 8-byte header ``04 FB 00 00 01 00 00
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = [
     "MAX_LEVEL",
     "TILE_SIZE",
     "MAGIC",
+    "HEADER_SIZE",
+    "header",
     "StreamInfo",
     "compress",
     "compress_bound",
@@ -41,6 +44,7 @@ MIN_LEVEL = 0
 MAX_LEVEL = int(_native.GDEFLATE_MAX_LEVEL)
 TILE_SIZE = int(_native.GDEFLATE_TILE_SIZE)
 MAGIC = b"\x04\xfb"
+HEADER_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,25 @@ def _check_threads(threads: int) -> int:
     return threads
 
 
-def stream_info(data: Any) -> StreamInfo:
-    """Parse and validate the header and tile table; raises CorruptDataError if they are bad."""
+def header(size: int) -> bytes:
+    """The 8-byte container header of a ``size``-byte payload (numTiles = 0 when empty)."""
+    if not 0 <= size <= 65535 * TILE_SIZE:
+        raise ValueError(f"{size} bytes do not fit one GDeflate stream")
+    tiles = -(-size // TILE_SIZE)
+    return struct.pack("<BBHI", 4, 0xFB, tiles, 1 | ((size % TILE_SIZE) << 2))
+
+
+def stream_info(data: Any, *, total_size: int | None = None) -> StreamInfo:
+    """Parse and validate the header and tile table; raises CorruptDataError if they are bad.
+
+    ``data`` is normally the whole stream. With ``total_size`` it may be just the header and
+    table (e.g. read from the front of a file): tile ranges are then checked against
+    ``total_size`` bytes without the tiles being present."""
     try:
-        tiles, size, csize, last = _native.gdeflate_stream_info(data)
+        if total_size is None:
+            tiles, size, csize, last = _native.gdeflate_stream_info(data)
+        else:
+            tiles, size, csize, last = _native.gdeflate_stream_info(data, total_size)
     except _native.GDeflateError as exc:
         raise _translate(exc) from None
     return StreamInfo(tiles, size, csize, last)

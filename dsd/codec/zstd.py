@@ -9,13 +9,14 @@ decoding (a single zstd frame decodes on one thread).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import zstandard
 
 from dsd.codec._errors import CodecError, CorruptDataError, OutputTooSmallError
 
-__all__ = ["MAGIC", "LEVEL_DEFAULT", "MIN_LEVEL", "MAX_LEVEL", "compress", "decompress", "decompress_into", "uncompressed_size"]
+__all__ = ["frame_length", "MAGIC", "LEVEL_DEFAULT", "MIN_LEVEL", "MAX_LEVEL", "compress", "decompress", "decompress_into", "uncompressed_size"]
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 LEVEL_DEFAULT = 3
@@ -29,33 +30,39 @@ def _check_threads(threads: int) -> int:
     return threads
 
 
-def _frame_length(view: memoryview) -> int:
-    """Bytes the first frame occupies, from its header and block headers (no decoding)."""
-    if view[:4] != MAGIC:
+def frame_length(read_at: Callable[[int, int], bytes], size: int) -> int:
+    """Bytes the first frame of a ``size``-byte source occupies, from its frame header and block
+    headers alone (no decoding). ``read_at(pos, n)`` returns up to n bytes at pos."""
+    head = read_at(0, 18)
+    if head[:4] != MAGIC:
         raise CorruptDataError("Zstandard: not a zstd frame (bad magic bytes)", format="zstd")
     try:
-        pos = zstandard.frame_header_size(view)
+        pos = zstandard.frame_header_size(head)
     except zstandard.ZstdError as exc:
         raise CorruptDataError(f"Zstandard: bad frame header: {exc}", format="zstd") from None
-    has_checksum = bool(view[4] & 0x04)
-    n = len(view)
+    has_checksum = bool(head[4] & 0x04)
     while True:
-        if pos + 3 > n:
+        block = read_at(pos, 3)
+        if len(block) < 3:
             raise CorruptDataError("Zstandard: frame is truncated", format="zstd")
-        header = view[pos] | (view[pos + 1] << 8) | (view[pos + 2] << 16)
+        header = block[0] | (block[1] << 8) | (block[2] << 16)
         pos += 3
-        last, kind, size = header & 1, (header >> 1) & 3, header >> 3
+        last, kind, length = header & 1, (header >> 1) & 3, header >> 3
         if kind == 3:
             raise CorruptDataError("Zstandard: reserved block type", format="zstd")
-        pos += 1 if kind == 1 else size
-        if pos > n:
+        pos += 1 if kind == 1 else length
+        if pos > size:
             raise CorruptDataError("Zstandard: frame is truncated", format="zstd")
         if last:
             break
     pos += 4 if has_checksum else 0
-    if pos > n:
+    if pos > size:
         raise CorruptDataError("Zstandard: frame is truncated", format="zstd")
     return pos
+
+
+def _frame_length(view: memoryview) -> int:
+    return frame_length(lambda pos, n: bytes(view[pos : pos + n]), len(view))
 
 
 def uncompressed_size(data: Any) -> int | None:
