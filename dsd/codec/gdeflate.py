@@ -138,6 +138,8 @@ def decompress_into(data: Any, out: Any, *, threads: int = 0) -> int:
     """Decode into the writable buffer ``out``; returns the number of bytes written."""
     try:
         return int(_native.gdeflate_decompress_into(data, out, _check_threads(threads)))
+    except BufferError as exc:
+        raise TypeError(f"decompress_into needs a writable, contiguous output buffer: {exc}") from None
     except _native.GDeflateError as exc:
         if exc.args[0] == _native.GDEFLATE_INSUFFICIENT_SPACE:
             with memoryview(out) as view:
