@@ -19,8 +19,9 @@
 #include "gdeflate.h"
 #include "gdeflate_internal.h"
 
-#define HASH_BITS 16u
-#define HASH_SIZE (1u << HASH_BITS)
+#define HASH4_BITS 16u
+#define HASH3_BITS 15u
+#define NIL (-1)
 #define MAX_CACHED_PER_POS 16u
 #define MATCH_CACHE_SIZE (GDEFLATE_TILE_SIZE * 6u)
 #define TILE_BOUND_BYTES (GDEFLATE_TILE_SIZE + 1024u)
@@ -38,8 +39,8 @@ struct level_params {
 static const struct level_params LEVELS[GDEFLATE_MAX_LEVEL + 1] = {
     {STORED, 0, 0, 0},     {GREEDY, 2, 8, 0},      {GREEDY, 6, 10, 0},    {GREEDY, 12, 14, 0},
     {GREEDY, 24, 24, 0},   {LAZY, 20, 30, 0},      {LAZY, 40, 65, 0},     {LAZY, 100, 130, 0},
-    {OPTIMAL, 12, 20, 1},  {OPTIMAL, 24, 32, 2},   {OPTIMAL, 40, 64, 2},  {OPTIMAL, 80, 96, 3},
-    {OPTIMAL, 160, 160, 4},
+    {OPTIMAL, 12, 20, 1},  {OPTIMAL, 16, 26, 2},   {OPTIMAL, 30, 50, 2},  {OPTIMAL, 60, 80, 3},
+    {OPTIMAL, 100, 133, 4},
 };
 
 /* One token: len == 0 is a literal (value in `lit`), else a match of `len` bytes at `dist`. */
@@ -57,8 +58,10 @@ struct huff {
 struct gdeflate_compressor {
     int level;
     struct level_params p;
-    int32_t head[HASH_SIZE];
-    int32_t prev[GDEFLATE_TILE_SIZE];
+    int32_t head3[1u << HASH3_BITS];       /* latest position per 3-byte hash */
+    int32_t head4[1u << HASH4_BITS];       /* chain head / tree root per 4-byte hash */
+    int32_t prev[GDEFLATE_TILE_SIZE];      /* hash chains (greedy/lazy levels) */
+    int32_t child[2 * GDEFLATE_TILE_SIZE]; /* binary trees (near-optimal levels) */
     struct token tokens[GDEFLATE_TILE_SIZE + 1];
     /* near-optimal parse state */
     uint32_t cache[MATCH_CACHE_SIZE]; /* matches found per position: len | (dist - 1) << 16 */
@@ -205,12 +208,19 @@ static void make_codes(const uint8_t *lens, unsigned n, uint16_t *codes)
 static inline uint32_t hash3(const uint8_t *p)
 {
     uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
-    return (v * 0x9E3779B1u) >> (32 - HASH_BITS);
+    return (v * 0x1E35A7BDu) >> (32 - HASH3_BITS);
 }
 
-static inline unsigned match_len(const uint8_t *a, const uint8_t *b, unsigned max)
+static inline uint32_t hash4(const uint8_t *p)
 {
-    unsigned n = 0;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return (v * 0x1E35A7BDu) >> (32 - HASH4_BITS);
+}
+
+static inline unsigned match_len(const uint8_t *a, const uint8_t *b, unsigned start, unsigned max)
+{
+    unsigned n = start;
     while (n + 8 <= max) {
         uint64_t x, y;
         memcpy(&x, a + n, 8);
@@ -222,52 +232,139 @@ static inline unsigned match_len(const uint8_t *a, const uint8_t *b, unsigned ma
     return n;
 }
 
-static inline void insert(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n)
+static void reset_hash(struct gdeflate_compressor *c)
 {
-    if (pos + 3 > n) return;
-    uint32_t h = hash3(in + pos);
-    c->prev[pos] = c->head[h];
-    c->head[h] = (int32_t)pos;
+    memset(c->head3, 0xff, sizeof(c->head3));
+    memset(c->head4, 0xff, sizeof(c->head4));
 }
 
-/* Walk the chain at pos; report every strictly longer match (increasing length) through out[],
- * return their number. The position is inserted afterwards. */
-static unsigned find_matches(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n,
-                             unsigned depth, unsigned nice, uint32_t *lens_out, uint32_t *dists_out,
-                             unsigned max_out)
+/* The length-3 candidate: only the latest position with the same 3-byte hash. */
+static inline unsigned len3_match(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n,
+                                  unsigned *dist)
 {
-    unsigned found = 0;
     if (pos + 3 > n) return 0;
-    unsigned max = n - pos;
-    if (max > GD_MAX_MATCH) max = GD_MAX_MATCH;
-    if (nice > max) nice = max;
     uint32_t h = hash3(in + pos);
-    int32_t cand = c->head[h];
-    unsigned best = 2;
+    int32_t cand = c->head3[h];
+    c->head3[h] = (int32_t)pos;
+    if (cand == NIL || memcmp(in + cand, in + pos, 3) != 0) return 0;
+    *dist = pos - (unsigned)cand;
+    return 3;
+}
+
+/*
+ * Hash chains (greedy and lazy levels): walk up to `depth` earlier positions with the same 4-byte
+ * hash; report every strictly longer match (increasing lengths) and insert pos.
+ */
+static unsigned chain_matches(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n,
+                              unsigned depth, unsigned nice, uint32_t *lens_out, uint32_t *dists_out,
+                              unsigned max_out)
+{
+    unsigned found = 0, best = 2, d3;
+    if (len3_match(c, in, pos, n, &d3)) {
+        lens_out[found] = 3;
+        dists_out[found++] = d3;
+        best = 3;
+    }
+    if (pos + 4 > n) return found;
+    unsigned max = n - pos > GD_MAX_MATCH ? GD_MAX_MATCH : n - pos;
+    if (nice > max) nice = max;
+    uint32_t h = hash4(in + pos);
+    int32_t cand = c->head4[h];
+    c->prev[pos] = cand;
+    c->head4[h] = (int32_t)pos;
     const uint8_t *cur = in + pos;
-    while (cand >= 0 && depth--) {
+    while (cand != NIL && depth--) {
         const uint8_t *m = in + cand;
-        if (m[best] == cur[best] && m[0] == cur[0] && m[1] == cur[1]) {
-            unsigned l = match_len(cur, m, max);
+        if (m[best] == cur[best] && memcmp(m, cur, 4) == 0) {
+            unsigned l = match_len(cur, m, 4, max);
             if (l > best) {
                 best = l;
                 if (found == max_out) found--; /* keep the longest when the list is full */
                 lens_out[found] = l;
-                dists_out[found] = pos - (unsigned)cand;
-                found++;
+                dists_out[found++] = pos - (unsigned)cand;
                 if (l >= nice) break;
             }
         }
         cand = c->prev[cand];
     }
-    c->prev[pos] = c->head[h];
-    c->head[h] = (int32_t)pos;
     return found;
 }
 
-static void reset_hash(struct gdeflate_compressor *c)
+static inline void chain_insert(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n)
 {
-    memset(c->head, 0xff, sizeof(c->head));
+    if (pos + 3 <= n) c->head3[hash3(in + pos)] = (int32_t)pos;
+    if (pos + 4 > n) return;
+    uint32_t h = hash4(in + pos);
+    c->prev[pos] = c->head4[h];
+    c->head4[h] = (int32_t)pos;
+}
+
+/*
+ * Binary trees (near-optimal levels): per 4-byte hash, earlier positions form a tree ordered by
+ * the bytes that follow them, so a bounded walk finds the longest matches rather than merely the
+ * most recent ones. Inserting pos re-roots the tree at pos (the LZMA/libdeflate scheme); with
+ * record = 0 it only inserts (positions covered by a long match).
+ */
+static unsigned bt_matches(struct gdeflate_compressor *c, const uint8_t *in, unsigned pos, unsigned n,
+                           unsigned depth, unsigned nice, uint32_t *lens_out, uint32_t *dists_out,
+                           unsigned max_out, int record)
+{
+    unsigned found = 0, best = 2, d3;
+    if (record && len3_match(c, in, pos, n, &d3)) {
+        lens_out[found] = 3;
+        dists_out[found++] = d3;
+        best = 3;
+    } else if (!record && pos + 3 <= n) {
+        c->head3[hash3(in + pos)] = (int32_t)pos;
+    }
+    if (pos + 4 > n) return found;
+    unsigned max = n - pos > GD_MAX_MATCH ? GD_MAX_MATCH : n - pos;
+    if (nice > max) nice = max;
+    if (!record) max = nice; /* only inserting: never extend a match past nice (runs stay linear) */
+    uint32_t h = hash4(in + pos);
+    int32_t node = c->head4[h];
+    c->head4[h] = (int32_t)pos;
+    int32_t *pending_lt = &c->child[2 * pos];
+    int32_t *pending_gt = &c->child[2 * pos + 1];
+    unsigned best_lt = 0, best_gt = 0, len = 0;
+    const uint8_t *cur = in + pos;
+    while (node != NIL) {
+        const uint8_t *m = in + node;
+        if (m[len] == cur[len]) {
+            len = match_len(cur, m, len + 1, max);
+            if (len > best) {
+                best = len;
+                if (record && max_out) {
+                    if (found == max_out) found--;
+                    lens_out[found] = len;
+                    dists_out[found++] = pos - (unsigned)node;
+                }
+            }
+            if (len >= nice) {
+                /* the node matches as far as we look: its subtrees become pos's */
+                *pending_lt = c->child[2 * node];
+                *pending_gt = c->child[2 * node + 1];
+                return found;
+            }
+        }
+        if (m[len] < cur[len]) {
+            *pending_lt = node;
+            pending_lt = &c->child[2 * node + 1];
+            node = *pending_lt;
+            best_lt = len;
+            if (best_gt < len) len = best_gt;
+        } else {
+            *pending_gt = node;
+            pending_gt = &c->child[2 * node];
+            node = *pending_gt;
+            best_gt = len;
+            if (best_lt < len) len = best_lt;
+        }
+        if (--depth == 0) break;
+    }
+    *pending_lt = NIL;
+    *pending_gt = NIL;
+    return found;
 }
 
 /* Greedy (lazy = 0) or one-step lazy parse. Returns the token count. */
@@ -281,7 +378,7 @@ static unsigned parse_hash_chain(struct gdeflate_compressor *c, const uint8_t *i
     int have = 0;
     while (pos < n) {
         if (!have) {
-            unsigned k = find_matches(c, in, pos, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS);
+            unsigned k = chain_matches(c, in, pos, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS);
             cur_len = k ? lens[k - 1] : 0;
             cur_dist = k ? dists[k - 1] : 0;
             if (cur_len == 3 && cur_dist > 8192) cur_len = 0;
@@ -289,7 +386,7 @@ static unsigned parse_hash_chain(struct gdeflate_compressor *c, const uint8_t *i
         have = 0;
         if (cur_len >= GD_MIN_MATCH) {
             if (lazy && cur_len < c->p.nice && pos + 1 < n) {
-                unsigned k = find_matches(c, in, pos + 1, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS);
+                unsigned k = chain_matches(c, in, pos + 1, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS);
                 unsigned nl = k ? lens[k - 1] : 0, nd = k ? dists[k - 1] : 0;
                 if (nl == 3 && nd > 8192) nl = 0;
                 if (nl > cur_len) {
@@ -302,12 +399,12 @@ static unsigned parse_hash_chain(struct gdeflate_compressor *c, const uint8_t *i
                 }
                 /* pos+1 is already inserted; insert the rest of the match */
                 t[nt++] = (struct token){(uint16_t)(cur_len - 2), 0, cur_dist};
-                for (unsigned q = pos + 2; q < pos + cur_len; q++) insert(c, in, q, n);
+                for (unsigned q = pos + 2; q < pos + cur_len; q++) chain_insert(c, in, q, n);
                 pos += cur_len;
                 continue;
             }
             t[nt++] = (struct token){(uint16_t)(cur_len - 2), 0, cur_dist};
-            for (unsigned q = pos + 1; q < pos + cur_len; q++) insert(c, in, q, n);
+            for (unsigned q = pos + 1; q < pos + cur_len; q++) chain_insert(c, in, q, n);
             pos += cur_len;
         } else {
             t[nt++] = (struct token){0, in[pos], 0};
@@ -338,16 +435,16 @@ static unsigned collect_matches(struct gdeflate_compressor *c, const uint8_t *in
         c->cache_start[pos] = used;
         unsigned k = 0;
         if (used + MAX_CACHED_PER_POS <= MATCH_CACHE_SIZE)
-            k = find_matches(c, in, pos, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS);
+            k = bt_matches(c, in, pos, n, c->p.depth, c->p.nice, lens, dists, MAX_CACHED_PER_POS, 1);
         else
-            insert(c, in, pos, n);
+            bt_matches(c, in, pos, n, c->p.depth, c->p.nice, lens, dists, 0, 0);
         for (unsigned i = 0; i < k; i++) c->cache[used++] = lens[i] | ((dists[i] - 1) << 16);
         if (k && lens[k - 1] >= c->p.nice) {
             /* A long match: take it whole, only index the positions it covers. */
             unsigned l = lens[k - 1];
             for (unsigned q = pos + 1; q < pos + l; q++) {
                 c->cache_start[q] = used;
-                insert(c, in, q, n);
+                bt_matches(c, in, q, n, c->p.depth, c->p.nice, lens, dists, 0, 0);
             }
             pos += l;
             continue;
