@@ -244,10 +244,11 @@ static __attribute__((noinline)) int switch_to_tail(struct input *in)
 /* Refill check on a lane held in registers (b, a): branchless, one word at most. */
 #define REFILL_BA(b, a)                                                                                          \
     do {                                                                                                         \
-        uint64_t need_ = (a) < 32;                                                                               \
-        (b) |= ((uint64_t)gd_load32le(in_next) << (a)) & (0 - need_);                                            \
-        in_next += need_ << 2;                                                                                   \
-        (a) += (unsigned)(need_ << 5);                                                                           \
+        /* a < 64 always, so bit 5 of a says "32 or more held": mask = all ones iff a < 32 */                   \
+        uint64_t mask_ = (uint64_t)((a) >> 5) - 1;                                                               \
+        (b) |= ((uint64_t)gd_load32le(in_next) << (a)) & mask_;                                                  \
+        in_next += 4 & mask_;                                                                                    \
+        (a) += (unsigned)(32 & mask_);                                                                           \
     } while (0)
 
 #define REFILL(L) REFILL_BA(buf[L], avail[L])
