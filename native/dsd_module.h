@@ -10,5 +10,6 @@
  */
 
 int dsd_py_io_init(PyObject *module); /* io engine: Registry, IoEngine, probes (py_io.c) */
+int dsd_py_codec_init(PyObject *module); /* GDeflate codec (py_codec.c) */
 
 #endif

@@ -1,0 +1,15 @@
+# GDeflate codec: native round-trip/corpus test (ASan+UBSan) and the decoder's libFuzzer target.
+TESTS += test_gdeflate
+FUZZERS += fuzz_gdeflate_decompress
+
+GDEFLATE_SRC := gdeflate_decompress.c gdeflate_compress.c
+GDEFLATE_DEPS := $(GDEFLATE_SRC) gdeflate.h gdeflate_internal.h
+
+$(OUT)/test_gdeflate: tests/test_gdeflate.c $(GDEFLATE_DEPS)
+	@mkdir -p $(OUT)
+	$(CC) $(CFLAGS_TEST) -o $@ tests/test_gdeflate.c $(GDEFLATE_SRC) -lpthread
+
+$(OUT)/fuzz_gdeflate_decompress: fuzz/fuzz_gdeflate_decompress.c $(GDEFLATE_DEPS)
+	@mkdir -p $(OUT)
+	$(CLANG) -std=gnu11 -g -O1 -Wall -Wextra -Werror -I. -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ fuzz/fuzz_gdeflate_decompress.c $(GDEFLATE_SRC) -lpthread

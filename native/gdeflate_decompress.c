@@ -1,0 +1,742 @@
+/*
+ * GDeflate decoder: tile-stream container + 32-lane tile bitstream.
+ *
+ * Design (see docs/codec.md):
+ *   - The container header and the whole tile table are validated against in_len before any tile
+ *     is touched; every tile must decode to exactly its declared size.
+ *   - Each lane keeps a 64-bit bit buffer and a count; a refill check appends one 32-bit word from
+ *     the shared tile pointer when a lane holds fewer than 32 bits. Refill checks happen only at
+ *     the points the format fixes, so the word order matches the encoder's schedule.
+ *   - Sequential shortcut: a match's distance sits right behind its length on the same lane, so
+ *     it is decoded and copied at once; the lane's post-distance refill check is deferred to the
+ *     lane's next turn (the only thing that matters is the order of refills).
+ *   - Huffman decoding is table driven (root table + subtables, libdeflate-style entries).
+ *   - Reads never pass the tile's end: missing words read as zero, and a tile that needs more than
+ *     GD_MAX_PHANTOM_WORDS of them is corrupt (this also bounds loops over empty stored blocks).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gdeflate.h"
+#include "gdeflate_internal.h"
+
+/* One validation path: every check on untrusted data goes through here. */
+#define SAFETY_CHECK(cond, why)                                                                                  \
+    do {                                                                                                         \
+        if (GD_UNLIKELY(!(cond))) {                                                                              \
+            *reason = (why);                                                                                     \
+            return GDEFLATE_BAD_DATA;                                                                            \
+        }                                                                                                        \
+    } while (0)
+
+#define LITLEN_TABLEBITS 10u
+#define DIST_TABLEBITS 8u
+#define PRECODE_TABLEBITS 7u
+/* Worst-case table sizes for these root sizes (as computed by zlib's `enough` for 288/10/15,
+ * 32/8/15 and 19/7/7); the builder still checks against them. */
+#define LITLEN_ENOUGH 1334u
+#define DIST_ENOUGH 402u
+#define PRECODE_ENOUGH 128u
+
+#define GD_MAX_PHANTOM_WORDS 64u
+
+/* Decode table entry: bits 0-7 codeword length (root bits for a subtable pointer), 8-12 extra
+ * bits (subtable bits for a pointer), flags, and a 16-bit value in bits 16-31. */
+#define E_LITERAL 0x8000u
+#define E_EXCEPTIONAL 0x4000u /* end of block, subtable pointer or invalid symbol */
+#define E_SUBTABLE 0x2000u
+#define E_EOB 0x1000u
+#define E_INVALID 0x0800u
+
+struct gdeflate_decompressor {
+    uint32_t litlen[LITLEN_ENOUGH];
+    uint32_t dist[DIST_ENOUGH];
+    uint32_t precode[PRECODE_ENOUGH];
+    uint32_t fixed_litlen[LITLEN_ENOUGH];
+    uint32_t fixed_dist[DIST_ENOUGH];
+    uint32_t litlen_results[GD_NUM_LITLEN_SYMS];
+    uint32_t dist_results[GD_NUM_DIST_SYMS];
+    uint32_t precode_results[GD_NUM_PRECODE_SYMS];
+    /* code lengths; room for a final repeat run that overshoots HLIT+HDIST */
+    uint8_t lens[GD_NUM_LITLEN_SYMS + GD_NUM_DIST_SYMS + 140];
+};
+
+const char *gdeflate_result_string(enum gdeflate_result r)
+{
+    switch (r) {
+    case GDEFLATE_SUCCESS: return "success";
+    case GDEFLATE_BAD_DATA: return "corrupt or unsupported GDeflate data";
+    case GDEFLATE_SHORT_OUTPUT: return "tile decoded to fewer bytes than declared";
+    case GDEFLATE_INSUFFICIENT_SPACE: return "output buffer too small";
+    case GDEFLATE_NO_MEMORY: return "out of memory";
+    case GDEFLATE_BAD_ARGUMENT: return "invalid argument";
+    }
+    return "unknown result";
+}
+
+/* ------------------------------------------------------------------ Huffman decode tables */
+
+static unsigned reverse_bits(unsigned code, unsigned len)
+{
+    unsigned r = 0;
+    for (unsigned i = 0; i < len; i++) {
+        r = (r << 1) | (code & 1);
+        code >>= 1;
+    }
+    return r;
+}
+
+/*
+ * Build a decode table from canonical code lengths. Follows libdeflate 1.8's acceptance rules:
+ * an over-subscribed code is rejected; an incomplete code is rejected except the empty code
+ * (every symbol decodes as symbol 0, length 1) and a single codeword of length 1 (both 1-bit
+ * patterns decode to it).
+ */
+static int build_table(uint32_t *table, unsigned capacity, const uint8_t *lens, unsigned num_syms,
+                       const uint32_t *results, unsigned table_bits, unsigned max_len)
+{
+    unsigned count[GD_MAX_CODEWORD_LEN + 1] = {0};
+    unsigned offsets[GD_MAX_CODEWORD_LEN + 2];
+    uint16_t sorted[GD_NUM_LITLEN_SYMS];
+
+    for (unsigned s = 0; s < num_syms; s++) count[lens[s]]++;
+    uint32_t used = 0;
+    for (unsigned l = 1; l <= max_len; l++) used += (uint32_t)count[l] << (max_len - l);
+    if (used > (1u << max_len)) return 0; /* over-subscribed */
+
+    offsets[1] = 0;
+    for (unsigned l = 1; l <= max_len; l++) offsets[l + 1] = offsets[l] + count[l];
+    for (unsigned s = 0; s < num_syms; s++)
+        if (lens[s]) sorted[offsets[lens[s]]++] = (uint16_t)s;
+
+    if (used < (1u << max_len)) {
+        uint32_t entry;
+        if (used == 0) {
+            entry = results[0] | 1u;
+        } else {
+            if (used != (1u << (max_len - 1)) || count[1] != 1) return 0;
+            entry = results[sorted[0]] | 1u;
+        }
+        for (unsigned i = 0; i < (1u << table_bits); i++) table[i] = entry;
+        return 1;
+    }
+
+    unsigned remaining[GD_MAX_CODEWORD_LEN + 1];
+    memcpy(remaining, count, sizeof(remaining));
+    unsigned next_free = 1u << table_bits;
+    unsigned cur_prefix = ~0u, sub_start = 0, sub_bits = 0;
+    unsigned code = 0, prev_len = 0;
+    unsigned total = offsets[max_len + 1];
+    for (unsigned k = 0; k < total; k++) {
+        unsigned sym = sorted[k];
+        unsigned len = lens[sym];
+        if (k > 0) code = (code + 1) << (len - prev_len);
+        prev_len = len;
+        unsigned rev = reverse_bits(code, len);
+        uint32_t entry = results[sym];
+        if (len <= table_bits) {
+            for (unsigned i = rev; i < (1u << table_bits); i += 1u << len) table[i] = entry | len;
+        } else {
+            unsigned prefix = rev & ((1u << table_bits) - 1);
+            if (prefix != cur_prefix) {
+                /* New subtable: just big enough for the codes that share this prefix. */
+                unsigned bits = len - table_bits;
+                int left = 1 << bits;
+                while (bits + table_bits < max_len) {
+                    left -= (int)remaining[bits + table_bits];
+                    if (left <= 0) break;
+                    bits++;
+                    left <<= 1;
+                }
+                if (next_free + (1u << bits) > capacity) return 0;
+                sub_start = next_free;
+                sub_bits = bits;
+                next_free += 1u << bits;
+                cur_prefix = prefix;
+                table[prefix] = E_EXCEPTIONAL | E_SUBTABLE | (sub_start << 16) | (sub_bits << 8) | table_bits;
+            }
+            for (unsigned i = rev >> table_bits; i < (1u << sub_bits); i += 1u << (len - table_bits))
+                table[sub_start + i] = entry | len;
+        }
+        remaining[len]--;
+    }
+    return 1;
+}
+
+static void init_results(struct gdeflate_decompressor *d)
+{
+    for (unsigned s = 0; s < 256; s++) d->litlen_results[s] = E_LITERAL | (s << 16);
+    d->litlen_results[GD_END_OF_BLOCK] = E_EXCEPTIONAL | E_EOB;
+    for (unsigned s = GD_FIRST_LEN_SYM; s <= 285; s++)
+        d->litlen_results[s] = ((uint32_t)gd_length_base[s - 257] << 16) | ((uint32_t)gd_length_extra[s - 257] << 8);
+    /* 286/287 are undefined in GDeflate (the reference decoders disagree): reject them. */
+    d->litlen_results[286] = E_EXCEPTIONAL | E_INVALID;
+    d->litlen_results[287] = E_EXCEPTIONAL | E_INVALID;
+    for (unsigned s = 0; s < GD_NUM_DIST_SYMS; s++)
+        d->dist_results[s] = (gd_dist_base[s] << 16) | ((uint32_t)gd_dist_extra[s] << 8);
+    for (unsigned s = 0; s < GD_NUM_PRECODE_SYMS; s++) d->precode_results[s] = s << 16;
+}
+
+struct gdeflate_decompressor *gdeflate_alloc_decompressor(void)
+{
+    struct gdeflate_decompressor *d = malloc(sizeof(*d));
+    if (d == NULL) return NULL;
+    memset(d, 0, sizeof(*d));
+    init_results(d);
+    uint8_t litlen[GD_NUM_LITLEN_SYMS], dist[GD_NUM_DIST_SYMS];
+    gd_fixed_lens(litlen, dist);
+    if (!build_table(d->fixed_litlen, LITLEN_ENOUGH, litlen, GD_NUM_LITLEN_SYMS, d->litlen_results,
+                     LITLEN_TABLEBITS, GD_MAX_CODEWORD_LEN) ||
+        !build_table(d->fixed_dist, DIST_ENOUGH, dist, GD_NUM_DIST_SYMS, d->dist_results, DIST_TABLEBITS,
+                     GD_MAX_CODEWORD_LEN)) {
+        free(d);
+        return NULL; /* cannot happen: the fixed codes are complete */
+    }
+    return d;
+}
+
+void gdeflate_free_decompressor(struct gdeflate_decompressor *d)
+{
+    free(d);
+}
+
+/* ------------------------------------------------------------------ tile decoder */
+
+/*
+ * The shared word pointer of a tile. Refills are branchless 4-byte loads; that is safe because
+ * every step first runs ENSURE_INPUT, which guarantees 4 readable bytes (a step loads at most one
+ * word). Near the end of the tile the last 0..3 bytes move into a zero-filled tail buffer, so
+ * words past the end read as zeros; running off the tail buffer means the tile is truncated or
+ * corrupt (this is also what ends a hostile stream of empty stored blocks).
+ */
+struct input {
+    const uint8_t *next;
+    const uint8_t *limit; /* last position from which 4 bytes may be loaded */
+    const uint8_t *end;
+    int in_tail;
+    uint8_t tail[4 + 4 * GD_MAX_PHANTOM_WORDS];
+};
+
+static __attribute__((noinline)) int switch_to_tail(struct input *in)
+{
+    if (in->in_tail) return 0;
+    size_t left = (size_t)(in->end - in->next);
+    memset(in->tail, 0, sizeof(in->tail));
+    memcpy(in->tail, in->next, left);
+    in->next = in->tail;
+    in->limit = in->tail + sizeof(in->tail) - 4;
+    in->in_tail = 1;
+    return 1;
+}
+
+#define ENSURE_INPUT()                                                                                           \
+    do {                                                                                                         \
+        if (GD_UNLIKELY(in_next > in.limit)) {                                                                   \
+            in.next = in_next;                                                                                   \
+            SAFETY_CHECK(switch_to_tail(&in), "tile data ends too early");                                       \
+            in_next = in.next;                                                                                   \
+        }                                                                                                        \
+    } while (0)
+
+/* Refill check on a lane held in registers (b, a): branchless, one word at most. */
+#define REFILL_BA(b, a)                                                                                          \
+    do {                                                                                                         \
+        /* a < 64 always, so bit 5 of a says "32 or more held": mask = all ones iff a < 32 */                   \
+        uint64_t mask_ = (uint64_t)((a) >> 5) - 1;                                                               \
+        (b) |= ((uint64_t)gd_load32le(in_next) << (a)) & mask_;                                                  \
+        in_next += 4 & mask_;                                                                                    \
+        (a) += (unsigned)(32 & mask_);                                                                           \
+    } while (0)
+
+#define REFILL(L) REFILL_BA(buf[L], avail[L])
+
+#define TAKE(L, n, dst)                                                                                          \
+    do {                                                                                                         \
+        (dst) = (unsigned)(buf[L] & ((1ull << (n)) - 1));                                                        \
+        buf[L] >>= (n);                                                                                          \
+        avail[L] -= (n);                                                                                         \
+    } while (0)
+
+/* Copy a match of `len` bytes from dst - dist; the caller checked both against the tile. */
+static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8_t *out_end)
+{
+    const uint8_t *src = dst - dist;
+    uint8_t *end = dst + len;
+    if (dist >= 8) {
+        if (GD_LIKELY((size_t)(out_end - end) >= 8)) {
+            /* Word copies may run up to 7 bytes past the match, still inside this tile. */
+            do {
+                uint64_t v;
+                memcpy(&v, src, 8);
+                memcpy(dst, &v, 8);
+                src += 8;
+                dst += 8;
+            } while (dst < end);
+            return;
+        }
+        while (end - dst >= 8) {
+            uint64_t v;
+            memcpy(&v, src, 8);
+            memcpy(dst, &v, 8);
+            src += 8;
+            dst += 8;
+        }
+    } else if (dist == 1) {
+        memset(dst, *src, len);
+        return;
+    }
+    while (dst < end) *dst++ = *src++;
+}
+
+enum gdeflate_result gdeflate_decompress_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len,
+                                              void *out, size_t out_size, size_t *actual_out, const char **reason_out)
+{
+    const char *dummy_reason = "";
+    const char **reason = reason_out ? reason_out : &dummy_reason;
+    *reason = "";
+    if (actual_out) *actual_out = 0;
+    if (d == NULL || (in_buf == NULL && in_len) || (out == NULL && out_size)) {
+        *reason = "NULL buffer";
+        return GDEFLATE_BAD_ARGUMENT;
+    }
+    struct input in;
+    in.in_tail = 0;
+    in.next = in_buf;
+    in.end = in.next + in_len;
+    in.limit = in.end - (in_len >= 4 ? 4 : in_len);
+    if (in_len < 4) switch_to_tail(&in); /* fewer than one word: read it from the zero-padded tail */
+    const uint8_t *in_next = in.next;
+
+    uint64_t buf[GD_LANES];
+    unsigned avail[GD_LANES];
+    uint8_t *const out_start = out;
+    uint8_t *const out_end = out_start + out_size;
+    uint8_t *out_next = out_start;
+
+    for (unsigned L = 0; L < GD_LANES; L++) {
+        ENSURE_INPUT();
+        buf[L] = gd_load32le(in_next);
+        in_next += 4;
+        avail[L] = 32;
+    }
+
+    unsigned final;
+    do {
+        unsigned type;
+        ENSURE_INPUT();
+        TAKE(0, 1, final);
+        TAKE(0, 2, type);
+        REFILL(0);
+
+        if (type == 0) {
+            /* Stored: 16-bit LEN on lane 0 (no NLEN, no alignment), byte k on lane k mod 32. */
+            unsigned len;
+            TAKE(0, 16, len);
+            SAFETY_CHECK(len <= (size_t)(out_end - out_next), "stored block overflows the tile");
+            unsigned k = 0;
+            /* Bulk: while 32 words are surely readable, 32 bytes need no input checks. */
+            while (len - k >= 32 && in.limit - in_next >= 4 * 32) {
+                for (unsigned L = 0; L < GD_LANES; L++, k++) {
+                    out_next[k] = (uint8_t)buf[L];
+                    buf[L] >>= 8;
+                    avail[L] -= 8;
+                    REFILL(L);
+                }
+            }
+            for (; k < len; k++) {
+                unsigned L = k & 31;
+                ENSURE_INPUT();
+                out_next[k] = (uint8_t)buf[L];
+                buf[L] >>= 8;
+                avail[L] -= 8;
+                REFILL(L);
+            }
+            out_next += len;
+            for (unsigned j = 0; j < GD_LANES; j++) {
+                ENSURE_INPUT();
+                REFILL((len + j) & 31);
+            }
+            continue;
+        }
+        SAFETY_CHECK(type != 3, "reserved block type 3");
+
+        const uint32_t *lt, *dt;
+        if (type == 2) {
+            /* Dynamic header: counts on lane 0, precode lengths on lanes 0..18, items round robin. */
+            unsigned hlit, hdist, hclen;
+            TAKE(0, 5, hlit);
+            TAKE(0, 5, hdist);
+            TAKE(0, 4, hclen);
+            hlit += 257;
+            hdist += 1;
+            hclen += 4;
+            ENSURE_INPUT();
+            REFILL(0);
+            uint8_t prelens[GD_NUM_PRECODE_SYMS] = {0};
+            for (unsigned i = 0; i < hclen; i++) {
+                unsigned v;
+                TAKE(i, 3, v);
+                prelens[gd_precode_order[i]] = (uint8_t)v;
+                ENSURE_INPUT();
+                REFILL(i);
+            }
+            SAFETY_CHECK(build_table(d->precode, PRECODE_ENOUGH, prelens, GD_NUM_PRECODE_SYMS, d->precode_results,
+                                     PRECODE_TABLEBITS, GD_MAX_PRECODE_LEN),
+                         "invalid code-length code in a dynamic block header");
+            unsigned total = hlit + hdist, i = 0, L = 0;
+            while (i < total) {
+                uint32_t e = d->precode[buf[L] & ((1u << PRECODE_TABLEBITS) - 1)];
+                unsigned n = e & 0xff, sym = e >> 16;
+                buf[L] >>= n;
+                avail[L] -= n;
+                if (sym < 16) {
+                    d->lens[i++] = (uint8_t)sym;
+                } else {
+                    unsigned rep;
+                    uint8_t val = 0;
+                    if (sym == 16) {
+                        SAFETY_CHECK(i > 0, "code-length repeat with no previous length");
+                        val = d->lens[i - 1];
+                        TAKE(L, 2, rep);
+                        rep += 3;
+                    } else if (sym == 17) {
+                        TAKE(L, 3, rep);
+                        rep += 3;
+                    } else {
+                        TAKE(L, 7, rep);
+                        rep += 11;
+                    }
+                    /* A run past the total is tolerated (as by the reference); the excess is dropped. */
+                    memset(&d->lens[i], val, rep);
+                    i += rep;
+                }
+                ENSURE_INPUT();
+                REFILL(L);
+                L = (L + 1) & 31;
+            }
+            SAFETY_CHECK(build_table(d->litlen, LITLEN_ENOUGH, d->lens, hlit, d->litlen_results, LITLEN_TABLEBITS,
+                                     GD_MAX_CODEWORD_LEN),
+                         "invalid literal/length code in a dynamic block header");
+            SAFETY_CHECK(build_table(d->dist, DIST_ENOUGH, d->lens + hlit, hdist, d->dist_results, DIST_TABLEBITS,
+                                     GD_MAX_CODEWORD_LEN),
+                         "invalid distance code in a dynamic block header");
+            lt = d->litlen;
+            dt = d->dist;
+        } else {
+            lt = d->fixed_litlen;
+            dt = d->fixed_dist;
+        }
+
+        uint32_t pending = 0; /* lanes whose distance was consumed early (sequential shortcut) */
+        unsigned L = 0;
+        for (;;) {
+            ENSURE_INPUT();
+            if (pending & (1u << L)) {
+                /* The lane's turn for its distance: only its deferred refill check remains. */
+                pending &= ~(1u << L);
+                REFILL(L);
+                L = (L + 1) & 31;
+                continue;
+            }
+            uint64_t b = buf[L];
+            unsigned a = avail[L];
+            uint32_t e = lt[b & ((1u << LITLEN_TABLEBITS) - 1)];
+            if (e & E_SUBTABLE) e = lt[(e >> 16) + ((b >> LITLEN_TABLEBITS) & ((1u << ((e >> 8) & 31)) - 1))];
+            unsigned n = e & 0xff;
+            if (GD_LIKELY(e & E_LITERAL)) {
+                SAFETY_CHECK(out_next < out_end, "literal overflows the tile");
+                *out_next++ = (uint8_t)(e >> 16);
+                b >>= n;
+                a -= n;
+                REFILL_BA(b, a);
+                buf[L] = b;
+                avail[L] = a;
+                L = (L + 1) & 31;
+            } else if (GD_LIKELY(!(e & E_EXCEPTIONAL))) {
+                unsigned extra = (e >> 8) & 31;
+                size_t length = (e >> 16) + (size_t)((b >> n) & ((1u << extra) - 1));
+                b >>= n + extra;
+                a -= n + extra;
+                REFILL_BA(b, a);
+                /* The distance follows on the same lane: decode it now (at most 29 bits). */
+                uint32_t de = dt[b & ((1u << DIST_TABLEBITS) - 1)];
+                if (de & E_SUBTABLE)
+                    de = dt[(de >> 16) + ((b >> DIST_TABLEBITS) & ((1u << ((de >> 8) & 31)) - 1))];
+                unsigned dn = de & 0xff, dextra = (de >> 8) & 31;
+                size_t dist = (de >> 16) + (size_t)((b >> dn) & ((1u << dextra) - 1));
+                buf[L] = b >> (dn + dextra);
+                avail[L] = a - (dn + dextra);
+                SAFETY_CHECK(dist <= (size_t)(out_next - out_start), "match distance reaches before the tile");
+                SAFETY_CHECK(length <= (size_t)(out_end - out_next), "match overflows the tile");
+                copy_match(out_next, dist, length, out_end);
+                out_next += length;
+                pending |= 1u << L;
+                L = (L + 1) & 31;
+            } else if (e & E_EOB) {
+                buf[L] = b >> n;
+                avail[L] = a - n;
+                break; /* no refill check for the EOB step */
+            } else {
+                SAFETY_CHECK(0, "undefined literal/length symbol 286 or 287");
+            }
+        }
+        /* End-of-block sweep, starting with the lane that decoded EOB. */
+        for (unsigned j = 0; j < GD_LANES; j++) {
+            ENSURE_INPUT();
+            REFILL((L + j) & 31);
+        }
+    } while (!final);
+
+    size_t produced = (size_t)(out_next - out_start);
+    if (actual_out) *actual_out = produced;
+    if (produced != out_size) {
+        *reason = "tile decoded to fewer bytes than its declared size";
+        return GDEFLATE_SHORT_OUTPUT;
+    }
+    return GDEFLATE_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ container */
+
+#define CONTAINER_CHECK(cond, why)                                                                               \
+    do {                                                                                                         \
+        if (GD_UNLIKELY(!(cond))) {                                                                              \
+            err->tile = -1;                                                                                      \
+            err->reason = (why);                                                                                 \
+            return GDEFLATE_BAD_DATA;                                                                            \
+        }                                                                                                        \
+    } while (0)
+
+static uint32_t table_entry(const uint8_t *in, uint32_t i)
+{
+    return gd_load32le(in + GDEFLATE_HEADER_SIZE + 4 * (size_t)i);
+}
+
+enum gdeflate_result gdeflate_parse_header(const void *in_v, size_t in_len, struct gdeflate_stream_info *info,
+                                           struct gdeflate_error *err_out)
+{
+    struct gdeflate_error dummy;
+    struct gdeflate_error *err = err_out ? err_out : &dummy;
+    err->tile = -1;
+    err->reason = "";
+    const uint8_t *in = in_v;
+    if ((in == NULL && in_len) || info == NULL) {
+        err->reason = "NULL argument";
+        return GDEFLATE_BAD_ARGUMENT;
+    }
+    CONTAINER_CHECK(in_len >= GDEFLATE_HEADER_SIZE, "input shorter than the 8-byte GDeflate header");
+    CONTAINER_CHECK(in[0] == GDEFLATE_CODEC_ID && in[1] == GDEFLATE_MAGIC,
+                    "not a GDeflate stream (codec id/magic bytes are not 04 FB)");
+    uint32_t n = (uint32_t)in[2] | ((uint32_t)in[3] << 8);
+    uint32_t packed = gd_load32le(in + 4);
+    uint32_t size_idx = packed & 3, last = (packed >> 2) & 0x3FFFF, reserved = packed >> 20;
+    CONTAINER_CHECK(size_idx == 1, "unsupported tile size index (only 1 = 64 KiB tiles exists)");
+    CONTAINER_CHECK(reserved == 0, "reserved header bits are not zero");
+    CONTAINER_CHECK(last <= GDEFLATE_TILE_SIZE, "last tile size larger than 64 KiB");
+
+    memset(info, 0, sizeof(*info));
+    if (n == 0) {
+        CONTAINER_CHECK(last == 0, "stream with no tiles declares a last tile size");
+        CONTAINER_CHECK(in_len == GDEFLATE_HEADER_SIZE, "trailing bytes after an empty stream");
+        info->data_offset = GDEFLATE_HEADER_SIZE;
+        info->compressed_size = GDEFLATE_HEADER_SIZE;
+        return GDEFLATE_SUCCESS;
+    }
+    size_t data_offset = GDEFLATE_HEADER_SIZE + 4 * (size_t)n;
+    CONTAINER_CHECK(in_len >= data_offset, "input ends inside the tile table");
+    size_t data_len = in_len - data_offset;
+    uint32_t prev = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t off = table_entry(in, i);
+        CONTAINER_CHECK(off >= prev, "tile offsets are not monotonic");
+        CONTAINER_CHECK(off <= data_len, "tile offset beyond the end of the input");
+        prev = off;
+    }
+    uint64_t end = (uint64_t)prev + table_entry(in, 0);
+    CONTAINER_CHECK(end <= data_len, "last tile extends past the end of the input");
+    CONTAINER_CHECK(end == data_len, "trailing bytes after the last tile");
+
+    info->num_tiles = n;
+    info->last_tile_size = last ? last : GDEFLATE_TILE_SIZE;
+    info->uncompressed_size = (uint64_t)(n - 1) * GDEFLATE_TILE_SIZE + info->last_tile_size;
+    info->compressed_size = data_offset + end;
+    info->data_offset = data_offset;
+    return GDEFLATE_SUCCESS;
+}
+
+void gdeflate_tile_range(const void *in_v, const struct gdeflate_stream_info *info, uint32_t i, size_t *comp_offset,
+                         size_t *comp_len, size_t *out_offset, size_t *out_len)
+{
+    const uint8_t *in = in_v;
+    uint32_t n = info->num_tiles;
+    size_t start = i == 0 ? 0 : table_entry(in, i);
+    /* entry[0] is the last tile's compressed size; every other entry is an offset. */
+    size_t end = i + 1 < n ? table_entry(in, i + 1) : start + table_entry(in, 0);
+    *comp_offset = info->data_offset + start;
+    *comp_len = end - start;
+    *out_offset = (size_t)i * GDEFLATE_TILE_SIZE;
+    *out_len = i + 1 == n ? info->last_tile_size : GDEFLATE_TILE_SIZE;
+}
+
+static enum gdeflate_result decode_one(struct gdeflate_decompressor *d, const uint8_t *in,
+                                       const struct gdeflate_stream_info *info, uint32_t i, uint8_t *out,
+                                       const char **reason)
+{
+    size_t co, cl, oo, ol;
+    gdeflate_tile_range(in, info, i, &co, &cl, &oo, &ol);
+    enum gdeflate_result r = gdeflate_decompress_tile(d, in + co, cl, out + oo, ol, NULL, reason);
+    /* Inside a stream the table declares every tile's size: a short tile is corrupt data. */
+    return r == GDEFLATE_SHORT_OUTPUT ? GDEFLATE_BAD_DATA : r;
+}
+
+static enum gdeflate_result check_output(const struct gdeflate_stream_info *info, void *out, size_t out_avail,
+                                         struct gdeflate_error *err)
+{
+    if (out_avail < info->uncompressed_size) {
+        err->tile = -1;
+        err->reason = "output buffer smaller than the stream's uncompressed size";
+        return GDEFLATE_INSUFFICIENT_SPACE;
+    }
+    if (out == NULL && info->uncompressed_size) {
+        err->reason = "NULL output buffer";
+        return GDEFLATE_BAD_ARGUMENT;
+    }
+    return GDEFLATE_SUCCESS;
+}
+
+enum gdeflate_result gdeflate_decompress(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out,
+                                         size_t out_avail, size_t *out_len, struct gdeflate_error *err_out)
+{
+    struct gdeflate_error dummy;
+    struct gdeflate_error *err = err_out ? err_out : &dummy;
+    struct gdeflate_stream_info info;
+    if (out_len) *out_len = 0;
+    if (d == NULL) {
+        err->tile = -1;
+        err->reason = "NULL decompressor";
+        return GDEFLATE_BAD_ARGUMENT;
+    }
+    enum gdeflate_result r = gdeflate_parse_header(in, in_len, &info, err);
+    if (r != GDEFLATE_SUCCESS) return r;
+    r = check_output(&info, out, out_avail, err);
+    if (r != GDEFLATE_SUCCESS) return r;
+    for (uint32_t i = 0; i < info.num_tiles; i++) {
+        r = decode_one(d, in, &info, i, out, &err->reason);
+        if (r != GDEFLATE_SUCCESS) {
+            err->tile = i;
+            return r;
+        }
+    }
+    if (out_len) *out_len = (size_t)info.uncompressed_size;
+    return GDEFLATE_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ threads */
+
+unsigned gdeflate_effective_threads(unsigned threads, size_t work_items)
+{
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (threads > 256) threads = 256;
+    if (work_items < threads) threads = work_items ? (unsigned)work_items : 1;
+    return threads;
+}
+
+struct decode_job {
+    const uint8_t *in;
+    uint8_t *out;
+    const struct gdeflate_stream_info *info;
+    atomic_uint next_tile;
+    atomic_int failed;
+    pthread_mutex_t lock;
+    enum gdeflate_result result;
+    int64_t bad_tile;
+    const char *reason;
+};
+
+static void record_failure(struct decode_job *job, enum gdeflate_result r, int64_t tile, const char *reason)
+{
+    pthread_mutex_lock(&job->lock);
+    if (job->result == GDEFLATE_SUCCESS || tile < job->bad_tile) {
+        job->result = r;
+        job->bad_tile = tile;
+        job->reason = reason;
+    }
+    pthread_mutex_unlock(&job->lock);
+    atomic_store(&job->failed, 1);
+}
+
+static void *decode_worker(void *arg)
+{
+    struct decode_job *job = arg;
+    struct gdeflate_decompressor *d = gdeflate_alloc_decompressor();
+    if (d == NULL) {
+        record_failure(job, GDEFLATE_NO_MEMORY, -1, "out of memory for decoder state");
+        return NULL;
+    }
+    for (;;) {
+        if (atomic_load_explicit(&job->failed, memory_order_relaxed)) break;
+        unsigned i = atomic_fetch_add(&job->next_tile, 1);
+        if (i >= job->info->num_tiles) break;
+        const char *reason = "";
+        enum gdeflate_result r = decode_one(d, job->in, job->info, i, job->out, &reason);
+        if (r != GDEFLATE_SUCCESS) {
+            record_failure(job, r, i, reason);
+            break;
+        }
+    }
+    gdeflate_free_decompressor(d);
+    return NULL;
+}
+
+int gd_run_workers(void *(*worker)(void *), void *job, unsigned n)
+{
+    pthread_t tids[256];
+    unsigned started = 0;
+    int ok = 1;
+    for (unsigned t = 1; t < n; t++) {
+        if (pthread_create(&tids[started], NULL, worker, job) != 0) {
+            ok = started > 0 || n == 1;
+            break;
+        }
+        started++;
+    }
+    worker(job);
+    for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    return ok ? 0 : -1;
+}
+
+enum gdeflate_result gdeflate_decompress_mt(const void *in, size_t in_len, void *out, size_t out_avail,
+                                            size_t *out_len, unsigned threads, struct gdeflate_error *err_out)
+{
+    struct gdeflate_error dummy;
+    struct gdeflate_error *err = err_out ? err_out : &dummy;
+    struct gdeflate_stream_info info;
+    if (out_len) *out_len = 0;
+    enum gdeflate_result r = gdeflate_parse_header(in, in_len, &info, err);
+    if (r != GDEFLATE_SUCCESS) return r;
+    r = check_output(&info, out, out_avail, err);
+    if (r != GDEFLATE_SUCCESS) return r;
+    if (info.num_tiles == 0) return GDEFLATE_SUCCESS;
+
+    unsigned n = gdeflate_effective_threads(threads, info.num_tiles);
+    struct decode_job job = {.in = in, .out = out, .info = &info, .result = GDEFLATE_SUCCESS, .bad_tile = -1,
+                             .reason = ""};
+    atomic_init(&job.next_tile, 0);
+    atomic_init(&job.failed, 0);
+    pthread_mutex_init(&job.lock, NULL);
+    gd_run_workers(decode_worker, &job, n); /* fewer threads than asked still decode every tile */
+    pthread_mutex_destroy(&job.lock);
+    if (job.result != GDEFLATE_SUCCESS) {
+        err->tile = job.bad_tile;
+        err->reason = job.reason;
+        return job.result;
+    }
+    if (out_len) *out_len = (size_t)info.uncompressed_size;
+    return GDEFLATE_SUCCESS;
+}
