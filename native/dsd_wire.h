@@ -11,7 +11,15 @@
 
 #define DSD_RECORD_LAYOUT_VERSION 1
 
-enum dsd_op { DSD_OP_READ = 0, DSD_OP_WRITE = 1 };
+enum dsd_op {
+    DSD_OP_READ = 0,
+    DSD_OP_WRITE = 1,
+    DSD_OP_FSYNC = 2,  /* flush file dst_id (the daemon runs it once every earlier entry completed) */
+    /* Queue barriers, completed by the daemon itself; the io engine never sees them. */
+    DSD_OP_STATUS = 3,
+    DSD_OP_SIGNAL = 4,
+    DSD_OP_EVENT = 5,
+};
 enum dsd_compression { DSD_COMPRESSION_NONE = 0, DSD_COMPRESSION_GDEFLATE = 1, DSD_COMPRESSION_ZSTD = 2 };
 enum dsd_source_type { DSD_SOURCE_FILE = 0, DSD_SOURCE_MEMORY = 1 };
 enum dsd_status { DSD_STATUS_OK = 0, DSD_STATUS_FAILED = 1, DSD_STATUS_CANCELLED = 2 };

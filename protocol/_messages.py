@@ -159,6 +159,47 @@ class Batch(Message):
 
 
 @dataclass(slots=True)
+class CreateQueue(Message):
+    """A DirectStorage queue: capacity 128..8192 entries, priority -1 (LOW) .. 2 (REALTIME)."""
+
+    TYPE: ClassVar[str] = "CREATE_QUEUE"
+    seq: int = _spec(INT)
+    capacity: int = _spec(INT)
+    priority: int = _spec(INT, 0)
+    source_type: int = _spec(INT, 0)
+    name: str = _spec(STR, "")
+    ordered: bool = _spec(BOOL, False)
+
+
+@dataclass(slots=True)
+class CloseQueue(Message):
+    TYPE: ClassVar[str] = "CLOSE_QUEUE"
+    seq: int = _spec(INT)
+    queue: int = _spec(INT)
+
+
+@dataclass(slots=True)
+class QueryQueue(Message):
+    TYPE: ClassVar[str] = "QUERY_QUEUE"
+    seq: int = _spec(INT)
+    queue: int = _spec(INT)
+
+
+@dataclass(slots=True)
+class RetrieveErrorRecord(Message):
+    TYPE: ClassVar[str] = "RETRIEVE_ERROR_RECORD"
+    seq: int = _spec(INT)
+    queue: int = _spec(INT)
+
+
+@dataclass(slots=True)
+class QueryCompression(Message):
+    TYPE: ClassVar[str] = "QUERY_COMPRESSION"
+    seq: int = _spec(INT)
+    format: int = _spec(INT)
+
+
+@dataclass(slots=True)
 class Submit(Message):
     TYPE: ClassVar[str] = "SUBMIT"
     seq: int = _spec(INT)
@@ -236,6 +277,51 @@ class Ok(Message):
 
 
 @dataclass(slots=True)
+class QueueCreated(Message):
+    TYPE: ClassVar[str] = "QUEUE_CREATED"
+    FROM_CLIENT: ClassVar[bool] = False
+    seq: int = _spec(INT)
+    queue: int = _spec(INT)
+
+
+@dataclass(slots=True)
+class QueueInfo(Message):
+    TYPE: ClassVar[str] = "QUEUE_INFO"
+    FROM_CLIENT: ClassVar[bool] = False
+    seq: int = _spec(INT)
+    queue: int = _spec(INT)
+    capacity: int = _spec(INT)
+    priority: int = _spec(INT)
+    source_type: int = _spec(INT)
+    name: str = _spec(STR)
+    unsubmitted: int = _spec(INT)     # entries held until SUBMIT
+    in_flight: int = _spec(INT)       # submitted entries not yet completed
+    empty_slots: int = _spec(INT)     # capacity - 1 - unsubmitted - in_flight (one slot is reserved)
+    until_auto_submit: int = _spec(INT)
+
+
+@dataclass(slots=True)
+class ErrorRecord(Message):
+    """Failures since the last retrieval and the first of them (None when there was none)."""
+
+    TYPE: ClassVar[str] = "ERROR_RECORD"
+    FROM_CLIENT: ClassVar[bool] = False
+    seq: int = _spec(INT)
+    failure_count: int = _spec(INT)
+    first_failure: dict[str, Any] | None = _spec((dict, type(None)), None)
+
+
+@dataclass(slots=True)
+class CompressionInfo(Message):
+    TYPE: ClassVar[str] = "COMPRESSION_INFO"
+    FROM_CLIENT: ClassVar[bool] = False
+    seq: int = _spec(INT)
+    format: int = _spec(INT)
+    flags: int = _spec(INT)           # DSTORAGE_COMPRESSION_SUPPORT bits
+    detail: str = _spec(STR, "")
+
+
+@dataclass(slots=True)
 class StatsReply(Message):
     TYPE: ClassVar[str] = "STATS_REPLY"
     FROM_CLIENT: ClassVar[bool] = False
@@ -301,8 +387,10 @@ class Error(Message):
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Hello, OpenFile, CloseFile, RegisterMemory, UnregisterMemory, Batch, Submit, Cancel, StatsRequest,
-                Ping, Bye, Welcome, FileOpened, MemoryRegistered, Ok, StatsReply, Pong, Probe, Completions, Error)
+    for cls in (Hello, OpenFile, CloseFile, RegisterMemory, UnregisterMemory, CreateQueue, CloseQueue, QueryQueue,
+                RetrieveErrorRecord, QueryCompression, Batch, Submit, Cancel, StatsRequest, Ping, Bye, Welcome,
+                FileOpened, MemoryRegistered, QueueCreated, QueueInfo, ErrorRecord, CompressionInfo, Ok, StatsReply,
+                Pong, Probe, Completions, Error)
 }
 
 

@@ -27,6 +27,20 @@ U64_MAX = 0xFFFFFFFFFFFFFFFF
 class Op(enum.IntEnum):
     READ = 0
     WRITE = 1
+    FSYNC = 2      # barrier-like: after every earlier entry, flush file dst_id
+    STATUS = 3     # barrier: dst_offset = status array index; completes with the first failure's HRESULT
+    SIGNAL = 4     # barrier: dst_offset = fence value
+    EVENT = 5      # barrier: dst_offset = event id
+
+
+BARRIER_OPS = frozenset({Op.FSYNC, Op.STATUS, Op.SIGNAL, Op.EVENT})
+
+
+class Priority(enum.IntEnum):
+    LOW = -1
+    NORMAL = 0
+    HIGH = 1
+    REALTIME = 2
 
 
 class Compression(enum.IntEnum):
