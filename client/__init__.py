@@ -8,27 +8,37 @@ the daemon's errno, HRESULT and message.
 """
 
 from ._async import AsyncBatch, AsyncClient
-from ._core import File, ReadRequest
+from ._core import File, ReadRequest, Request
 from ._errors import (
     AuthenticationError,
     Cancelled,
     ConnectionLost,
     DaemonUnavailable,
+    DecompressionError,
     DsdError,
     EndOfFile,
     FileNotFound,
+    InvalidDestinationSize,
+    InvalidQueueCapacity,
+    InvalidQueuePriority,
     InvalidRequest,
+    InvalidSourceType,
     IsADirectory,
     PermissionDenied,
     ProtocolMismatch,
+    QueueClosed,
     RemoteError,
+    RequestTooLarge,
     WouldBlock,
 )
+from ._queue import ErrorRecordInfo, Fence, Queue, QueueQuery, StatusArray
 from ._shm import Region
 from ._sync import Batch, Client
 
 __all__ = [
     "AsyncBatch", "AsyncClient", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
-    "DaemonUnavailable", "DsdError", "EndOfFile", "File", "FileNotFound", "InvalidRequest", "IsADirectory",
-    "PermissionDenied", "ProtocolMismatch", "ReadRequest", "Region", "RemoteError", "WouldBlock",
+    "DaemonUnavailable", "DecompressionError", "DsdError", "EndOfFile", "ErrorRecordInfo", "Fence", "File",
+    "FileNotFound", "InvalidDestinationSize", "InvalidQueueCapacity", "InvalidQueuePriority", "InvalidRequest",
+    "InvalidSourceType", "IsADirectory", "PermissionDenied", "ProtocolMismatch", "Queue", "QueueClosed",
+    "QueueQuery", "ReadRequest", "Region", "RemoteError", "Request", "RequestTooLarge", "StatusArray", "WouldBlock",
 ]

@@ -30,7 +30,7 @@ from dsd.protocol import (
     UnregisterMemory,
 )
 
-from ._core import ClientCore, File, ReadRequest, check_read_args
+from ._core import ClientCore, File, ReadRequest, check_read_args, read_request
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
 from ._shm import Region
@@ -57,7 +57,6 @@ class AsyncClient:
     async def __aenter__(self) -> "AsyncClient":
         check_reachable(self.endpoint)
         self._core = ClientCore(self._name, os.getpid(), resolve_token(self.endpoint, self._token))
-        self._core.on_request_done = _note_done
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
@@ -232,12 +231,6 @@ class AsyncClient:
         return trio.current_time() - start
 
 
-def _note_done(req: ReadRequest) -> None:
-    batch = req.batch
-    if batch is not None:
-        batch._on_done(req)
-
-
 class AsyncBatch:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -251,8 +244,9 @@ class AsyncBatch:
     def read(self, file: File, offset: int, size: int, region: Region, region_offset: int = 0, *, tag: int = 0,
              name: str | None = None) -> ReadRequest:
         check_read_args(file, offset, size, region, region_offset)
-        req = ReadRequest(self._client._core.new_request_id(), file, offset, size, region, region_offset, tag, name,
-                          self)
+        req = read_request(self._client._core.new_request_id(), self, file, offset, size, region, region_offset,
+                           tag=tag, name=name)
+        req.on_done = self._on_done
         self._queued.append(req)
         self.requests.append(req)
         return req

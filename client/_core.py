@@ -26,7 +26,7 @@ from dsd.protocol import (
     Status,
     Welcome,
 )
-from dsd.protocol._records import REQUEST_RECORD_SIZE, U32_MAX, U64_MAX
+from dsd.protocol._records import REQUEST_RECORD_SIZE, U32_MAX, U64_MAX, Op
 
 from ._errors import Cancelled, DsdError, ProtocolMismatch, error_from_record, error_from_reply
 
@@ -44,26 +44,50 @@ class File:
         return f"<File id={self.id} {self.path!r} size={self.size}{' closed' if self.closed else ''}>"
 
 
-class ReadRequest:
-    """A future for one read: ``done()``, then ``result()`` (bytes read) or ``exception()``."""
+class Request:
+    """A future for one queue entry (a read, a write, or a barrier such as STATUS or SIGNAL):
+    ``done()``, then ``result()`` (bytes moved) or ``exception()``."""
 
-    __slots__ = ("id", "file", "offset", "size", "region", "region_offset", "tag", "name", "status", "bytes",
-                 "error", "batch")
+    __slots__ = ("id", "op", "owner", "file", "region", "src_id", "src_offset", "src_size", "dst_id", "dst_offset",
+                 "dst_size", "compression", "source_type", "uncompressed_size", "level", "tag", "name", "status",
+                 "bytes", "hresult", "error", "on_done", "target")
 
-    def __init__(self, rid: int, file: File, offset: int, size: int, region: Any, region_offset: int, tag: int,
-                 name: str | None, batch: Any) -> None:
+    def __init__(self, rid: int, owner: Any, *, op: int, src_id: int, src_offset: int, src_size: int, dst_id: int,
+                 dst_offset: int, dst_size: int, compression: int = 0, source_type: int = 0,
+                 uncompressed_size: int = 0, level: int = 0, tag: int = 0, name: str | None = None,
+                 file: File | None = None, region: Any = None) -> None:
         self.id = rid
-        self.file = file
-        self.offset = offset
-        self.size = size
-        self.region = region
-        self.region_offset = region_offset
+        self.op = op
+        self.owner = owner
+        self.file = file              # the file read from or written to (None for barriers)
+        self.region = region          # the region read into (READ) or written from (WRITE)
+        self.src_id, self.src_offset, self.src_size = src_id, src_offset, src_size
+        self.dst_id, self.dst_offset, self.dst_size = dst_id, dst_offset, dst_size
+        self.compression = compression
+        self.source_type = source_type
+        self.uncompressed_size = uncompressed_size
+        self.level = level
         self.tag = tag
         self.name = name
         self.status: Status | None = None
         self.bytes = 0
+        self.hresult = 0
         self.error: DsdError | None = None
-        self.batch = batch
+        self.on_done: Callable[[Request], None] | None = None
+        self.target: Any = None       # STATUS: the StatusArray it fills; SIGNAL: the Fence it raises
+
+    # read-request vocabulary
+    @property
+    def offset(self) -> int:
+        return self.src_offset
+
+    @property
+    def size(self) -> int:
+        return self.dst_size
+
+    @property
+    def region_offset(self) -> int:
+        return self.dst_offset
 
     def done(self) -> bool:
         return self.status is not None
@@ -78,9 +102,9 @@ class ReadRequest:
         return self.error
 
     def result(self) -> int:
-        """Bytes read; raises the request's error. Only valid once ``done()``."""
+        """Bytes moved; raises the request's error. Only valid once ``done()``."""
         if self.status is None:
-            raise RuntimeError(f"request {self.id} has not completed; wait on its batch first")
+            raise RuntimeError(f"request {self.id} has not completed; wait for it first")
         if self.error is not None:
             raise self.error
         return self.bytes
@@ -88,11 +112,25 @@ class ReadRequest:
     def data(self) -> memoryview:
         """The destination bytes inside the region (valid while the region is)."""
         self.result()
-        return self.region.view[self.region_offset:self.region_offset + self.bytes]
+        return self.region.view[self.dst_offset:self.dst_offset + self.bytes]
 
     def __repr__(self) -> str:
         state = "pending" if self.status is None else self.status.name.lower()
-        return f"<ReadRequest {self.id} {self.file.path}@{self.offset}+{self.size} {state}>"
+        what = self.file.path if self.file is not None else f"op {self.op}"
+        return f"<Request {self.id} {what} {state}>"
+
+
+ReadRequest = Request  # the name the first client API used
+
+
+def read_request(rid: int, owner: Any, file: File, offset: int, size: int, region: Any, region_offset: int, *,
+                 tag: int = 0, name: str | None = None, compression: int = 0, uncompressed_size: int = 0,
+                 src_size: int | None = None) -> Request:
+    """A FILE-source read; compressed reads take ``src_size`` compressed bytes and fill ``size``."""
+    return Request(rid, owner, op=Op.READ, src_id=file.id, src_offset=offset,
+                   src_size=size if src_size is None else src_size, dst_id=region.id, dst_offset=region_offset,
+                   dst_size=size, compression=compression, uncompressed_size=uncompressed_size, tag=tag, name=name,
+                   file=file, region=region)
 
 
 @dataclass
@@ -116,8 +154,7 @@ class ClientCore:
     token: str | None = None
     conn: Connection = field(default_factory=lambda: Connection(Role.CLIENT))
     pending: dict[int, Pending] = field(default_factory=dict)
-    requests: dict[int, ReadRequest] = field(default_factory=dict)
-    on_request_done: Callable[[ReadRequest], None] | None = None
+    requests: dict[int, Request] = field(default_factory=dict)
     orphan_errors: list[DsdError] = field(default_factory=list)
     welcome: Message | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -139,7 +176,7 @@ class ClientCore:
         self.pending[seq] = Pending(expect)
         return seq, frames
 
-    def batch_frames(self, requests: list[ReadRequest], *, submit: bool) -> list[Any]:
+    def batch_frames(self, requests: list[Request], *, submit: bool, queue: int = 0) -> list[Any]:
         """Pack requests into one BATCH (records + names frames) and track them."""
         records = bytearray(REQUEST_RECORD_SIZE * len(requests))
         names = bytearray()
@@ -150,11 +187,12 @@ class ClientCore:
                 encoded = req.name.encode()[:64]
                 name_off, name_len = len(names), len(encoded)
                 names += encoded
-            pack(records, i * REQUEST_RECORD_SIZE, req.id, req.tag, req.offset, req.size, req.file.id,
-                 req.region_offset, req.size, req.region.id, 0, 0, 0, 0, 0, name_off, name_len, 0, 0)
+            pack(records, i * REQUEST_RECORD_SIZE, req.id, req.tag, req.src_offset, req.src_size, req.src_id,
+                 req.dst_offset, req.dst_size, req.dst_id, req.uncompressed_size, req.op, req.compression,
+                 req.source_type, 0, name_off, name_len, req.level, 0)
         seq = self.conn.next_seq()
         bodies = [records, names] if names else [records]
-        frames = self.conn.send(Batch(seq=seq, count=len(requests), submit=submit, bodies=bodies))
+        frames = self.conn.send(Batch(seq=seq, count=len(requests), submit=submit, queue=queue, bodies=bodies))
         for req in requests:
             self.requests[req.id] = req
         return frames
@@ -193,12 +231,12 @@ class ClientCore:
         errors = {e["id"]: e for e in msg.errors} if msg.errors else {}
         body = msg.bodies[0]
         view = body.buffer if hasattr(body, "buffer") else body
-        hook = self.on_request_done
         for rid, nbytes, hresult, err, status, reason in COMPLETION_RECORD.iter_unpack(view):
             req = self.requests.pop(rid, None)
             if req is None:
                 continue
             req.bytes = nbytes
+            req.hresult = hresult
             if status == Status.OK:
                 req.status = Status.OK
             elif status == Status.CANCELLED:
@@ -209,8 +247,8 @@ class ClientCore:
                 record = errors.get(rid) or {"id": rid, "errno": err, "hresult": hresult, "reason": reason,
                                              "message": f"request {rid} failed (reason {reason}, errno {err})"}
                 req.error = error_from_record(record)
-            if hook is not None:
-                hook(req)
+            if req.on_done is not None:
+                req.on_done(req)
 
     def fail_everything(self, error: DsdError) -> None:
         """The connection is gone: settle every outstanding call and request with ``error``."""
@@ -223,8 +261,8 @@ class ClientCore:
         for req in requests.values():
             req.status = Status.FAILED
             req.error = error
-            if self.on_request_done is not None:
-                self.on_request_done(req)
+            if req.on_done is not None:
+                req.on_done(req)
 
 
 def check_read_args(file: File, offset: int, size: int, region: Any, region_offset: int) -> None:

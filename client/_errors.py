@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno as _errno
 from typing import Any
 
-from dsd.protocol import Reason, hresult_name
+from dsd.protocol import HRESULT, Reason, hresult_name
 
 
 class DsdError(Exception):
@@ -79,6 +79,34 @@ class Cancelled(RemoteError):
     """The request was cancelled before it ran (not a failure in DirectStorage's sense)."""
 
 
+class DecompressionError(RemoteError):
+    """E_DSTORAGE_DECOMPRESSION_ERROR: the compressed source is corrupt."""
+
+
+class RequestTooLarge(InvalidRequest):
+    """E_DSTORAGE_REQUEST_TOO_LARGE: larger than the daemon's staging buffer."""
+
+
+class InvalidDestinationSize(InvalidRequest):
+    """E_DSTORAGE_INVALID_DESTINATION_SIZE: source, destination and uncompressed sizes disagree."""
+
+
+class InvalidSourceType(InvalidRequest):
+    """E_DSTORAGE_INVALID_SOURCE_TYPE: a memory request on a file queue or the reverse."""
+
+
+class InvalidQueueCapacity(RemoteError):
+    """E_DSTORAGE_INVALID_QUEUE_CAPACITY: capacity outside 128..8192."""
+
+
+class InvalidQueuePriority(RemoteError):
+    """E_DSTORAGE_INVALID_QUEUE_PRIORITY."""
+
+
+class QueueClosed(RemoteError):
+    """E_DSTORAGE_QUEUE_CLOSED: the queue was closed (or never existed)."""
+
+
 _BY_ERRNO = {_errno.ENOENT: FileNotFound, _errno.EACCES: PermissionDenied, _errno.EPERM: PermissionDenied,
              _errno.EISDIR: IsADirectory}
 _BY_REASON = {Reason.EOF: EndOfFile, Reason.BAD_FILE: InvalidRequest, Reason.BAD_REGION: InvalidRequest,
@@ -86,18 +114,31 @@ _BY_REASON = {Reason.EOF: EndOfFile, Reason.BAD_FILE: InvalidRequest, Reason.BAD
               Reason.RESERVED: InvalidRequest, Reason.CANCELLED: Cancelled}
 
 
+_BY_HRESULT = {HRESULT.E_DSTORAGE_END_OF_FILE: EndOfFile, HRESULT.E_DSTORAGE_DECOMPRESSION_ERROR: DecompressionError,
+               HRESULT.E_DSTORAGE_REQUEST_TOO_LARGE: RequestTooLarge,
+               HRESULT.E_DSTORAGE_INVALID_DESTINATION_SIZE: InvalidDestinationSize,
+               HRESULT.E_DSTORAGE_INVALID_SOURCE_TYPE: InvalidSourceType,
+               HRESULT.E_DSTORAGE_INVALID_QUEUE_CAPACITY: InvalidQueueCapacity,
+               HRESULT.E_DSTORAGE_INVALID_QUEUE_PRIORITY: InvalidQueuePriority,
+               HRESULT.E_DSTORAGE_QUEUE_CLOSED: QueueClosed}
+
+
+def error_class(hresult: int, errno: int, reason: int = 0) -> type[RemoteError]:
+    """The most specific exception: by DirectStorage HRESULT, then by reason, then by errno."""
+    return _BY_HRESULT.get(hresult) or _BY_REASON.get(reason) or _BY_ERRNO.get(errno, RemoteError)
+
+
 def error_from_reply(code: str, message: str, errno: int, hresult: int) -> DsdError:
     if code == "AUTH_FAILED":
         return AuthenticationError(message)
     if code == "VERSION_MISMATCH":
         return ProtocolMismatch(message)
-    cls = _BY_ERRNO.get(errno, RemoteError)
-    return cls(message, errno=errno, hresult=hresult, code=code)
+    return error_class(hresult, errno)(message, errno=errno, hresult=hresult, code=code)
 
 
 def error_from_record(record: dict[str, Any]) -> RemoteError:
     reason = record.get("reason", 0)
     err = record.get("errno", 0)
-    cls = _BY_REASON.get(reason) or _BY_ERRNO.get(err, RemoteError)
+    cls = error_class(record.get("hresult", 0), err, reason)
     return cls(str(record.get("message", "request failed")), errno=err, hresult=record.get("hresult", 0),
                request=record.get("request"), path=record.get("path"), reason=reason)

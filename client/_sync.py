@@ -25,9 +25,10 @@ from dsd.protocol import (
     UnregisterMemory,
 )
 
-from ._core import ClientCore, File, ReadRequest, check_read_args
+from ._core import ClientCore, File, ReadRequest, check_read_args, read_request
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
+from ._queue import Queue, compression_support, create_queue
 from ._shm import Region
 
 # One request moves at most 4 GiB - 1 (u32 sizes, as in DirectStorage); big reads are split.
@@ -45,7 +46,6 @@ class Client:
         self.timeout = timeout
         self._core = ClientCore(name or os.path.basename(sys.argv[0] or "python"), os.getpid(),
                                 resolve_token(self.endpoint, token))
-        self._core.on_request_done = _note_done
         self._sock = zmq.Context.instance().socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(self.endpoint)
@@ -209,11 +209,22 @@ class Client:
 
     # -- control -----------------------------------------------------------------------------
 
-    def cancel(self, *, mask: int = 0, value: int = 0, ids: list[int] | None = None, all: bool = False) -> int:
+    def cancel(self, *, queue: int = 0, mask: int = 0, value: int = 0, ids: list[int] | None = None,
+               all: bool = False) -> int:
         """Best-effort cancel of submitted requests; returns how many the daemon cancelled."""
-        reply = self._call(lambda seq: Cancel(seq=seq, mask=mask, value=value, ids=list(ids or []), all=all), Ok,
-                           what="CANCEL")
+        reply = self._call(lambda seq: Cancel(seq=seq, queue=queue, mask=mask, value=value, ids=list(ids or []),
+                                              all=all), Ok, what="CANCEL")
         return reply.count
+
+    def create_queue(self, *, capacity: int = 1024, priority: int = 0, source_type: int = 0, name: str = "",
+                     ordered: bool = False) -> Queue:
+        """A DirectStorage queue (capacity 128..8192, priority LOW..REALTIME, FILE or MEMORY source)."""
+        return create_queue(self, capacity=capacity, priority=priority, source_type=source_type, name=name,
+                            ordered=ordered)
+
+    def compression_support(self, fmt: int) -> Any:
+        """What the daemon can do for a compression format: DSTORAGE_COMPRESSION_SUPPORT flags + detail."""
+        return compression_support(self, fmt)
 
     def statistics(self) -> dict[str, Any]:
         return self._call(lambda seq: StatsRequest(seq=seq), StatsReply, what="STATS").stats
@@ -249,12 +260,6 @@ class Client:
         return f"<Client {self.endpoint}{' closed' if self.closed else ''}>"
 
 
-def _note_done(req: ReadRequest) -> None:
-    batch = req.batch
-    if batch is not None:
-        batch._completed.append(req)
-
-
 class Batch:
     """Requests enqueued locally, sent together by ``submit``, then awaited."""
 
@@ -267,8 +272,9 @@ class Batch:
     def read(self, file: File, offset: int, size: int, region: Region, region_offset: int = 0, *, tag: int = 0,
              name: str | None = None) -> ReadRequest:
         check_read_args(file, offset, size, region, region_offset)
-        req = ReadRequest(self._client._core.new_request_id(), file, offset, size, region, region_offset, tag, name,
-                          self)
+        req = read_request(self._client._core.new_request_id(), self, file, offset, size, region, region_offset,
+                           tag=tag, name=name)
+        req.on_done = self._completed.append
         self._queued.append(req)
         self.requests.append(req)
         return req

@@ -21,6 +21,8 @@ class Config:
     tcp_endpoint: str | None = None        # None: tcp://127.0.0.1:47811 ; "off": no tcp socket
     # io engine settings given on the command line; the rest come from DSD_IO_* (dsd.ioengine)
     io_overrides: dict = field(default_factory=dict)
+    # records the scheduler keeps inside the io engine; smaller = priorities bite sooner, larger = more overlap
+    sched_window: int = 4096
     log_level: str = "INFO"
 
     @classmethod
@@ -32,10 +34,17 @@ class Config:
         cfg.ipc_endpoint = env.get("DSD_IPC") or None
         cfg.tcp_endpoint = env.get("DSD_TCP") or None
         cfg.log_level = env.get("DSD_LOG_LEVEL", cfg.log_level).upper()
+        if env.get("DSD_SCHED_WINDOW"):
+            try:
+                cfg.sched_window = int(env["DSD_SCHED_WINDOW"])
+            except ValueError:
+                raise ValueError(f"DSD_SCHED_WINDOW={env['DSD_SCHED_WINDOW']!r} is not an integer") from None
         return cfg
 
     def validate(self) -> None:
         self.io_settings()  # raises ValueError naming the bad DSD_IO_* variable or flag
+        if not 1 <= self.sched_window <= 1 << 20:
+            raise ValueError(f"scheduler window {self.sched_window} is outside 1..1048576")
         for name in ("ipc_endpoint", "tcp_endpoint"):
             value = getattr(self, name)
             prefix = name[:3] + "://"

@@ -27,27 +27,43 @@ from zmq.utils.monitor import parse_monitor_message
 import dsd
 from dsd import _native, _paths
 from dsd.protocol import (
+    BARRIER_OPS,
     COMPLETION_RECORD_SIZE,
     PROTOCOL_VERSION,
     RECORD_LAYOUT_VERSION,
+    REQUEST_RECORD,
     REQUEST_RECORD_SIZE,
     Batch,
     Bye,
     Cancel,
     CloseFile,
-    Completions,
+    CloseQueue,
+    CompletionRecord,
+    Compression,
+    CompressionInfo,
+    CreateQueue,
     Error,
+    ErrorRecord,
     FileOpened,
     Hello,
     MemoryRegistered,
     Ok,
+    Op,
     OpenFile,
     Ping,
     Pong,
+    Priority,
     Probe,
+    QueryCompression,
+    QueryQueue,
+    QueueCreated,
+    QueueInfo,
+    Reason,
     RegisterMemory,
     RemoteProtocolError,
     RequestRecord,
+    RetrieveErrorRecord,
+    SourceType,
     State,
     StatsReply,
     StatsRequest,
@@ -61,6 +77,7 @@ from dsd.protocol._hresult import HRESULT, hresult_from_errno
 
 from . import _failures
 from ._config import Config
+from ._queues import CHUNK_RECORDS, MAX_CAPACITY, Chunk, Epoch, Queue, QueueError, Scheduler, completion
 from ._session import FileInfo, RegionInfo, Session
 from dsd._trio_zmq import TrioSocket
 from .systemd import Notifier
@@ -94,6 +111,8 @@ class Daemon:
                          "protocol_errors": 0, "clients_total": 0, "clients_dropped": 0}
         self._keys = itertools.count(1)
         self._nursery: trio.Nursery | None = None
+        self.epochs: dict[int, Epoch] = {}   # io engine key -> the queue epoch it belongs to
+        self.scheduler = Scheduler(self._submit_chunk, window=config.sched_window)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -203,6 +222,7 @@ class Daemon:
                 self.counters["messages"] += 1
                 self._on_message(index, tsock, frames)
                 await trio.lowlevel.checkpoint_if_cancelled()
+            self._flush()
 
     def _on_message(self, index: int, tsock: TrioSocket, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
@@ -260,6 +280,9 @@ class Daemon:
                               f"{_paths.token_path(self.config.runtime_dir)}; this one sent {what}", errno.EACCES)
         self.sessions[(index, session.identity)] = session
         self.by_key[session.key] = session
+        session.queues[0] = Queue(0, session, capacity=MAX_CAPACITY, priority=Priority.NORMAL,
+                                  source_type=SourceType.FILE, name="default", default=True)
+        session.queues[0].chunk_records = self._chunk_records()
         self.counters["clients_total"] += 1
         log.info("%s connected over %s", session.describe(), "ipc" if session.trusted else "tcp")
         try:
@@ -352,41 +375,172 @@ class Daemon:
         session.registry.remove_region(msg.region_id)
         session.send(Ok(seq=msg.seq))
 
-    def _on_batch(self, session: Session, msg: Batch) -> None:
-        if msg.queue != 0:
-            return self._reply_error(session, msg.seq, "UNKNOWN_QUEUE", f"queue {msg.queue} does not exist",
+    # -- queues -------------------------------------------------------------------------------
+
+    def _queue(self, session: Session, qid: int, seq: int) -> Queue | None:
+        queue = session.queues.get(qid)
+        if queue is None:
+            self._reply_error(session, seq, "UNKNOWN_QUEUE", f"queue {qid} does not exist (or was closed)",
+                              errno.EINVAL, HRESULT.E_DSTORAGE_QUEUE_CLOSED)
+        return queue
+
+    def _on_create_queue(self, session: Session, msg: CreateQueue) -> None:
+        try:
+            queue = Queue.create(session.new_id(), session, capacity=msg.capacity, priority=msg.priority,
+                                 source_type=msg.source_type, name=msg.name, ordered=msg.ordered)
+        except QueueError as exc:
+            return self._reply_error(session, msg.seq, exc.code, exc.message, errno.EINVAL, exc.hresult)
+        queue.chunk_records = self._chunk_records()
+        session.queues[queue.id] = queue
+        session.send(QueueCreated(seq=msg.seq, queue=queue.id))
+
+    def _on_close_queue(self, session: Session, msg: CloseQueue) -> None:
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is None:
+            return
+        if queue.default:
+            return self._reply_error(session, msg.seq, "BAD_REQUEST", "the default queue 0 cannot be closed",
                                      errno.EINVAL)
+        queue.closed = True
+        self.scheduler.withdraw(lambda chunk: chunk.epoch.queue is queue)
+        for key in queue.keys():
+            self.engine.drop_client(key)   # nothing of this queue is ever reported again
+            self.epochs.pop(key, None)
+        del session.queues[queue.id]
+        session.send(Ok(seq=msg.seq))
+
+    def _on_query_queue(self, session: Session, msg: QueryQueue) -> None:
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is not None:
+            session.send(QueueInfo(seq=msg.seq, queue=queue.id, capacity=queue.capacity, priority=queue.priority,
+                                   source_type=queue.source_type, name=queue.name, unsubmitted=queue.held_count,
+                                   in_flight=queue.in_flight, empty_slots=queue.empty_slots(),
+                                   until_auto_submit=queue.until_auto_submit()))
+
+    def _on_retrieve_error_record(self, session: Session, msg: RetrieveErrorRecord) -> None:
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is not None:
+            count, first = queue.take_error_record()
+            session.send(ErrorRecord(seq=msg.seq, failure_count=count, first_failure=first))
+
+    def _on_query_compression(self, session: Session, msg: QueryCompression) -> None:
+        flags, detail = compression_support(msg.format, self.engine)
+        session.send(CompressionInfo(seq=msg.seq, format=msg.format, flags=flags, detail=detail))
+
+    def _on_batch(self, session: Session, msg: Batch) -> None:
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is None:
+            return
+        records = _buffer(msg.bodies[0])
+        names = _buffer(msg.bodies[1]) if len(msg.bodies) > 1 else None
+        try:
+            queue.check_room(msg.count)
+        except QueueError as exc:
+            return self._reply_error(session, msg.seq, exc.code, exc.message, errno.ENOBUFS, exc.hresult)
         self.counters["batches"] += 1
-        session.unsubmitted.append((msg.bodies[0], msg.bodies[1] if len(msg.bodies) > 1 else None))
-        if msg.submit:
-            self._submit(session)
+        if msg.count == 0:
+            return
+        if queue.hold(records, names, msg.count) or msg.submit:  # half full: DirectStorage's auto-submit
+            self._submit(queue)
 
     def _on_submit(self, session: Session, msg: Submit) -> None:
-        if msg.queue != 0:
-            return self._reply_error(session, msg.seq, "UNKNOWN_QUEUE", f"queue {msg.queue} does not exist",
-                                     errno.EINVAL)
-        self._submit(session)
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is not None:
+            self._submit(queue)
 
-    def _submit(self, session: Session) -> None:
-        batches, session.unsubmitted = session.unsubmitted, []
-        for records, names in batches:
-            buf = records.buffer if hasattr(records, "buffer") else records
-            name_buf = names.buffer if names is not None and hasattr(names, "buffer") else names
-            count = len(buf) // REQUEST_RECORD_SIZE
-            self.engine.submit(session.registry, session.key, buf, name_buf)
+    def _submit(self, queue: Queue) -> None:
+        session = queue.session
+        for records, names, count in queue.take_held():
             self.counters["requests"] += count
-            session.requests_submitted += count
+            chunks = queue.split(records, names, count, lambda rec, reason, hresult, err: self._reject(
+                session, rec, reason, hresult, err))
+            for chunk in chunks:
+                self.epochs[chunk.epoch.key] = chunk.epoch
+            self.scheduler.push(queue.priority, chunks)
+        self._advance(queue)
+        self.scheduler.pump()
+
+    def _chunk_records(self) -> int:
+        """Chunks small enough that a few fit in the window, so priorities interleave."""
+        return max(1, min(CHUNK_RECORDS, self.scheduler.window // 4))
+
+    def _submit_chunk(self, chunk: Chunk) -> None:
+        self.engine.submit(chunk.epoch.queue.session.registry, chunk.epoch.key, chunk.records, chunk.names)
+
+    def _reject(self, session: Session, rec: RequestRecord, reason: Reason, hresult: int, err: int) -> dict[str, Any]:
+        done = CompletionRecord(rec.request_id, 0, int(hresult), err, Status.FAILED, reason)
+        failure = _failures.error_record(done, rec, session.files, session.regions)
+        session.complete(completion(rec.request_id, Status.FAILED, hresult, err, reason), [failure])
+        self.counters["failures"] += 1
+        return failure
+
+    def _advance(self, queue: Queue) -> None:
+        """Fire every barrier whose earlier entries have all completed."""
+        session = queue.session
+        for rec in queue.ready_barriers():
+            if rec.op == Op.FSYNC:
+                epoch = queue.fsync_epoch()
+                self.epochs[epoch.key] = epoch
+                self.engine.submit(session.registry, epoch.key, REQUEST_RECORD.pack(*_record_fields(rec)))
+                break  # later barriers wait for the fsync's own completion
+            queue.in_flight -= 1
+            hresult = queue.status_result() if rec.op == Op.STATUS else 0
+            session.complete(completion(rec.request_id, Status.OK, hresult))
 
     def _on_cancel(self, session: Session, msg: Cancel) -> None:
-        count = 0
+        queue = self._queue(session, msg.queue, msg.seq)
+        if queue is None:
+            return
+        ids = set(msg.ids)
         if msg.all:
-            count = self.engine.cancel(session.key, mask=0, value=0)
+            match = _always
+        elif ids:
+            match = lambda rec: rec.request_id in ids  # noqa: E731
         else:
-            for rid in msg.ids:
-                count += self.engine.cancel(session.key, request_id=rid)
-            if not msg.ids:
-                count += self.engine.cancel(session.key, mask=msg.mask, value=msg.value)
+            match = lambda rec: (rec.cancel_tag & msg.mask) == msg.value  # noqa: E731
+        count = self._cancel_unstarted(queue, match)
+        for key in queue.keys():
+            if msg.all:
+                count += self.engine.cancel(key, mask=0, value=0)
+            elif ids:
+                count += sum(self.engine.cancel(key, request_id=rid) for rid in ids)
+            else:
+                count += self.engine.cancel(key, mask=msg.mask, value=msg.value)
+        self._advance(queue)
+        self.scheduler.pump()
         session.send(Ok(seq=msg.seq, count=count))
+
+    def _cancel_unstarted(self, queue: Queue, match) -> int:
+        """Cancel matching requests the engine has not seen: held until SUBMIT or waiting in the
+        scheduler. Barriers are never cancelled. Python per record is fine here: cancel is rare."""
+        session, count = queue.session, 0
+        held = queue.take_held()
+        for records, names, n in held:
+            keep = bytearray()
+            for rec, raw in _records(records):
+                if rec.op not in BARRIER_OPS and match(rec):
+                    session.complete(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
+                                                Reason.CANCELLED))
+                    count += 1
+                else:
+                    keep += raw
+            if keep:
+                queue.hold(bytes(keep), names, len(keep) // REQUEST_RECORD_SIZE)
+        waiting = self.scheduler.withdraw(lambda chunk: chunk.epoch.queue is queue)
+        for chunk in waiting:
+            keep = bytearray()
+            for rec, raw in _records(chunk.records):
+                if match(rec):
+                    session.complete(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
+                                                Reason.CANCELLED))
+                    queue.on_completed(chunk.epoch, 1, [])
+                    count += 1
+                else:
+                    keep += raw
+            if keep:
+                self.scheduler.push(queue.priority, [Chunk(chunk.epoch, bytes(keep), chunk.names,
+                                                           len(keep) // REQUEST_RECORD_SIZE)])
+        return count
 
     def _on_stats(self, session: Session, msg: StatsRequest) -> None:
         session.send(StatsReply(seq=msg.seq, stats=self.stats()))
@@ -400,14 +554,20 @@ class Daemon:
         session.socket.send([session.identity, *frames])
 
     _handlers = {OpenFile: _on_open_file, CloseFile: _on_close_file, RegisterMemory: _on_register_memory,
-                 UnregisterMemory: _on_unregister_memory, Batch: _on_batch, Submit: _on_submit, Cancel: _on_cancel,
+                 UnregisterMemory: _on_unregister_memory, CreateQueue: _on_create_queue, CloseQueue: _on_close_queue,
+                 QueryQueue: _on_query_queue, RetrieveErrorRecord: _on_retrieve_error_record,
+                 QueryCompression: _on_query_compression, Batch: _on_batch, Submit: _on_submit, Cancel: _on_cancel,
                  StatsRequest: _on_stats, Ping: _on_ping, Bye: _on_bye}
 
     def stats(self) -> dict[str, Any]:
         engine = dict(self.engine.stats()) if self.engine is not None else {}
         return {"version": dsd.__version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - self.started, 3), "clients": len(self.by_key),
-                "endpoints": dict(self.endpoints), "io": engine, "decode": "cpu", **self.counters}
+                "endpoints": dict(self.endpoints), "io": engine, "decode": "cpu",
+                "scheduler": {"window": self.scheduler.window, "in_engine": self.scheduler.in_engine,
+                              "waiting": self.scheduler.waiting,
+                              "served": {Priority(p).name: n for p, n in self.scheduler.served.items()}},
+                **self.counters}
 
     # -- completions --------------------------------------------------------------------------
 
@@ -415,17 +575,33 @@ class Daemon:
         fd = self.engine.fileno()
         while True:
             await trio.lowlevel.wait_readable(fd)
+            touched: dict[int, Queue] = {}
             for key, completions, failed in self.engine.reap():
-                session = self.by_key.get(key)
-                if session is None:
-                    continue  # client vanished; its completions are moot
+                epoch = self.epochs.get(key)
+                if epoch is None or epoch.queue.closed:
+                    continue  # client or queue gone; its completions are moot
+                queue, session = epoch.queue, epoch.queue.session
                 count = len(completions) // COMPLETION_RECORD_SIZE
                 self.counters["completions"] += count
+                if epoch.scheduled:
+                    self.scheduler.done(count)
                 # The status bytes sliced out at C speed: Python looks at records only when one failed.
                 failures = completions[_STATUS_OFFSET::COMPLETION_RECORD_SIZE].count(Status.FAILED)
                 errors = self._error_records(session, completions, failed) if failures else []
+                queue.on_completed(epoch, count, errors)
+                session.complete(completions, errors)
+                touched[id(queue)] = queue
+            for queue in touched.values():
+                self._advance(queue)
+            self.scheduler.pump()
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send each session's accumulated completions as one COMPLETIONS message."""
+        for session in list(self.by_key.values()):
+            if session.outbox:
                 try:
-                    session.send(Completions(count=count, errors=errors, bodies=[completions]))
+                    session.flush()
                 except zmq.ZMQError as exc:
                     self._on_send_error(session, exc)
 
@@ -486,8 +662,48 @@ class Daemon:
             return
         self.sessions = {k: s for k, s in self.sessions.items() if s is not session}
         self.counters["clients_dropped"] += 1
-        session.close(self.engine)
+        self.scheduler.withdraw(lambda chunk: chunk.epoch.queue.session is session)
+        for key in session.close(self.engine):
+            self.epochs.pop(key, None)
         log.info("%s %s; released its files and regions", session.describe(), why)
+
+
+def _buffer(frame: Any) -> Any:
+    return frame.buffer if hasattr(frame, "buffer") else frame
+
+
+def _records(buf: Any):
+    view = memoryview(buf)
+    for off in range(0, len(view), REQUEST_RECORD_SIZE):
+        raw = view[off:off + REQUEST_RECORD_SIZE]
+        yield RequestRecord.unpack_from(raw), raw
+
+
+def _always(_rec: RequestRecord) -> bool:
+    return True
+
+
+def _record_fields(rec: RequestRecord) -> tuple:
+    return (rec.request_id, rec.cancel_tag, rec.src_offset, rec.src_size, rec.src_id, rec.dst_offset, rec.dst_size,
+            rec.dst_id, rec.uncompressed_size, rec.op, rec.compression, rec.source_type, rec.flags, 0, 0, rec.level,
+            rec.reserved)
+
+
+# DSTORAGE_COMPRESSION_SUPPORT flags
+GPU_OPTIMIZED, GPU_FALLBACK, CPU_FALLBACK, USES_COMPUTE_QUEUE, USES_COPY_QUEUE = 0x1, 0x2, 0x4, 0x8, 0x10
+
+
+def compression_support(fmt: int, engine: Any) -> tuple[int, str]:
+    """What this daemon really does for a format (games pick assets by it, so no optimism)."""
+    if fmt == Compression.NONE:
+        return 0, "uncompressed: no decompression needed"
+    if fmt not in (Compression.GDEFLATE, Compression.ZSTD):
+        return 0, f"format {fmt} is not supported"
+    native = set(getattr(engine, "compression", ()) or ())
+    name = Compression(fmt).name.lower()
+    if name in native:
+        return CPU_FALLBACK, f"{name}: decoded by the daemon's native CPU workers; no GPU path in the daemon yet"
+    return 0, f"{name}: this daemon's io engine cannot decompress it"
 
 
 def _peek_seq(frames: list[zmq.Frame]) -> int | None:

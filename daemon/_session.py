@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsd import _native
-from dsd.protocol import Connection, Message, Role
+from dsd.protocol import Completions, Connection, Message, Role
 
 from dsd._trio_zmq import TrioSocket
 
@@ -40,7 +40,9 @@ class Session:
     registry: Any = field(default_factory=lambda: _native.Registry())
     files: dict[int, FileInfo] = field(default_factory=dict)
     regions: dict[int, RegionInfo] = field(default_factory=dict)
-    unsubmitted: list[tuple[Any, Any]] = field(default_factory=list)
+    queues: dict[int, Any] = field(default_factory=dict)     # queue id -> daemon._queues.Queue (0: default)
+    outbox: list[bytes] = field(default_factory=list)        # completion records to send at the next flush
+    outbox_errors: list[dict[str, Any]] = field(default_factory=list)
     client_name: str = "?"
     pid: int = 0
     requests_submitted: int = 0
@@ -53,15 +55,34 @@ class Session:
     def send(self, msg: Message) -> None:
         self.socket.send([self.identity, *self.conn.send(msg)])
 
+    def complete(self, records: bytes, errors: list[dict[str, Any]] | None = None) -> None:
+        """Queue completion records for the next COMPLETIONS message (one per flush)."""
+        self.outbox.append(records)
+        if errors:
+            self.outbox_errors.extend(errors)
+
+    def flush(self) -> None:
+        if not self.outbox:
+            return
+        body = self.outbox[0] if len(self.outbox) == 1 else b"".join(self.outbox)
+        errors, self.outbox, self.outbox_errors = self.outbox_errors, [], []
+        self.send(Completions(count=len(body) // 32, errors=errors, bodies=[body]))
+
     def describe(self) -> str:
         return f"client {self.key} ({self.client_name}, pid {self.pid})"
 
-    def close(self, engine: Any) -> None:
+    def close(self, engine: Any) -> list[int]:
         """Drop the client's requests and release its files and mappings (deferred natively
-        until requests already in the kernel finish)."""
+        until requests already in the kernel finish). Returns the engine keys it had."""
+        keys = [key for queue in self.queues.values() for key in queue.keys()]
+        for queue in self.queues.values():
+            queue.closed = True
         if engine is not None:
-            engine.drop_client(self.key)
-        self.unsubmitted.clear()
+            for key in keys:
+                engine.drop_client(key)
+        self.queues.clear()
+        self.outbox.clear()
         self.registry.close()
         self.files.clear()
         self.regions.clear()
+        return keys

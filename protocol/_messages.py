@@ -27,9 +27,10 @@ MAX_PATH_CHARS = 4096
 _REQUIRED = object()
 
 
-def _spec(types, default: Any = _REQUIRED, **kw):
-    """A dataclass field that records which msgpack types its value may have."""
-    meta = {"types": types}
+def _spec(types, default: Any = _REQUIRED, *, signed: bool = False, **kw):
+    """A dataclass field that records which msgpack types its value may have (integers are
+    non-negative unless ``signed``)."""
+    meta = {"types": types, "signed": signed}
     if default is _REQUIRED:
         return field(metadata=meta, **kw)
     if isinstance(default, (list, dict)):
@@ -165,7 +166,7 @@ class CreateQueue(Message):
     TYPE: ClassVar[str] = "CREATE_QUEUE"
     seq: int = _spec(INT)
     capacity: int = _spec(INT)
-    priority: int = _spec(INT, 0)
+    priority: int = _spec(INT, 0, signed=True)
     source_type: int = _spec(INT, 0)
     name: str = _spec(STR, "")
     ordered: bool = _spec(BOOL, False)
@@ -291,7 +292,7 @@ class QueueInfo(Message):
     seq: int = _spec(INT)
     queue: int = _spec(INT)
     capacity: int = _spec(INT)
-    priority: int = _spec(INT)
+    priority: int = _spec(INT, signed=True)
     source_type: int = _spec(INT)
     name: str = _spec(STR)
     unsubmitted: int = _spec(INT)     # entries held until SUBMIT
@@ -437,7 +438,7 @@ def decode(frames: list[Any]) -> Message:
             types = f.metadata["types"]
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise RemoteProtocolError(f"{kind}.{f.name} has invalid value {value!r}")
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0 and f.name != "seq":
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0 and not f.metadata["signed"]:
                 raise RemoteProtocolError(f"{kind}.{f.name} must not be negative")
             kwargs[f.name] = value
         elif f.default is not MISSING or f.default_factory is not MISSING:
