@@ -449,11 +449,10 @@ class Daemon:
             self._submit(queue)
 
     def _submit(self, queue: Queue) -> None:
-        session = queue.session
         for records, names, count in queue.take_held():
             self.counters["requests"] += count
             chunks = queue.split(records, names, count, lambda rec, reason, hresult, err: self._reject(
-                session, rec, reason, hresult, err))
+                queue, rec, reason, hresult, err))
             for chunk in chunks:
                 self.epochs[chunk.epoch.key] = chunk.epoch
             self.scheduler.push(queue.priority, chunks)
@@ -467,10 +466,11 @@ class Daemon:
     def _submit_chunk(self, chunk: Chunk) -> None:
         self.engine.submit(chunk.epoch.queue.session.registry, chunk.epoch.key, chunk.records, chunk.names)
 
-    def _reject(self, session: Session, rec: RequestRecord, reason: Reason, hresult: int, err: int) -> dict[str, Any]:
+    def _reject(self, queue: Queue, rec: RequestRecord, reason: Reason, hresult: int, err: int) -> dict[str, Any]:
+        session = queue.session
         done = CompletionRecord(rec.request_id, 0, int(hresult), err, Status.FAILED, reason)
         failure = _failures.error_record(done, rec, session.files, session.regions)
-        session.complete(completion(rec.request_id, Status.FAILED, hresult, err, reason), [failure])
+        queue.deliver(completion(rec.request_id, Status.FAILED, hresult, err, reason), [failure])
         self.counters["failures"] += 1
         return failure
 
@@ -485,7 +485,7 @@ class Daemon:
                 break  # later barriers wait for the fsync's own completion
             queue.in_flight -= 1
             hresult = queue.status_result() if rec.op == Op.STATUS else 0
-            session.complete(completion(rec.request_id, Status.OK, hresult))
+            queue.deliver(completion(rec.request_id, Status.OK, hresult), [])
 
     def _on_cancel(self, session: Session, msg: Cancel) -> None:
         queue = self._queue(session, msg.queue, msg.seq)
@@ -513,14 +513,14 @@ class Daemon:
     def _cancel_unstarted(self, queue: Queue, match) -> int:
         """Cancel matching requests the engine has not seen: held until SUBMIT or waiting in the
         scheduler. Barriers are never cancelled. Python per record is fine here: cancel is rare."""
-        session, count = queue.session, 0
+        count = 0
         held = queue.take_held()
         for records, names, n in held:
             keep = bytearray()
             for rec, raw in _records(records):
                 if rec.op not in BARRIER_OPS and match(rec):
-                    session.complete(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
-                                                Reason.CANCELLED))
+                    queue.deliver(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
+                                             Reason.CANCELLED), [])
                     count += 1
                 else:
                     keep += raw
@@ -531,8 +531,8 @@ class Daemon:
             keep = bytearray()
             for rec, raw in _records(chunk.records):
                 if match(rec):
-                    session.complete(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
-                                                Reason.CANCELLED))
+                    queue.deliver(completion(rec.request_id, Status.CANCELLED, HRESULT.E_ABORT, 125,
+                                             Reason.CANCELLED), [])
                     queue.on_completed(chunk.epoch, 1, [])
                     count += 1
                 else:
@@ -589,7 +589,7 @@ class Daemon:
                 failures = completions[_STATUS_OFFSET::COMPLETION_RECORD_SIZE].count(Status.FAILED)
                 errors = self._error_records(session, completions, failed) if failures else []
                 queue.on_completed(epoch, count, errors)
-                session.complete(completions, errors)
+                queue.deliver(completions, errors)
                 touched[id(queue)] = queue
             for queue in touched.values():
                 self._advance(queue)

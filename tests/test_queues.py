@@ -236,3 +236,21 @@ def test_compression_support_is_honest(client):
         info = client.compression_support(fmt)
         assert info.flags in (0, 0x4) and info.detail
         assert not info.flags & 0x3                                     # no GPU claims: the daemon has none yet
+
+
+def test_ordered_queue_delivers_completions_in_enqueue_order(client, make_file):
+    big, _ = make_file(64 << 20)
+    small, small_data = make_file(4096)
+    fb, fs = client.open(big), client.open(small)
+    region = client.alloc((64 << 20) + 8192)
+    q = client.create_queue(capacity=256, ordered=True)
+    status = StatusArray(1)
+    slow = q.enqueue_read(fb, 0, 64 << 20, region)
+    fast = [q.enqueue_read(fs, i, 10, region, (64 << 20) + 16 * i) for i in range(20)]
+    bad = q.enqueue_read(fs, 4090, 10, region, 64 << 20)                # fails: past EOF
+    q.enqueue_status(status, 0)
+    order = [r.id for r in q.as_completed(timeout=60)]
+    expected = [slow.id] + [r.id for r in fast] + [bad.id, order[-1]]
+    assert order == expected
+    assert bytes(fast[3].data()) == small_data[3:13]
+    assert status.get_hresult(0) == HRESULT.E_DSTORAGE_END_OF_FILE
