@@ -1,7 +1,7 @@
 # io engine: its C API driven against pread() under ASan/UBSan (both backends), and a libFuzzer
 # target for the request-record parser.
-IO_SRCS := io_engine.c io_registry.c io_posix.c io_uring.c io_probe.c
-IO_HDRS := io_engine.h io_backend.h io_registry.h dsd_wire.h
+IO_SRCS := io_engine.c io_registry.c io_posix.c io_uring.c io_probe.c io_slots.c
+IO_HDRS := io_engine.h io_backend.h io_registry.h io_slots.h dsd_wire.h
 
 TESTS += test_io_engine
 

@@ -559,3 +559,46 @@ def test_uring_close_does_not_hang_on_running_reads():
         shm.close()
         os.close(r)
         os.close(w)
+
+
+def _ring_tables() -> str:
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[io_uring]":
+                with open(f"/proc/self/fdinfo/{name}") as f:
+                    out.append(f.read())
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
+def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
+    import time
+    path = tmp_path / "registered-file.bin"
+    data = random.Random(6).randbytes(1 << 20)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with make_engine("uring", workers=2) as eng, ShmRegion(1 << 20, tag="fixed") as shm:
+            reg = _native.Registry()
+            reg.add_file(1, fd)
+            reg.add_region(1, shm.fd, 1 << 20)
+            eng.submit(reg, 1, b"".join(pack_read(i, 1, i * 4096, 4096, 1, i * 4096) for i in range(64))
+                       + pack_read(100, 1, 3, 5000, 1, 500000))
+            assert all(c.status == STATUS_OK for c in one(collect(eng, 65), 1))
+            assert shm.read(0, 64 * 4096) == data[: 64 * 4096] and shm.read(500000, 5000) == data[3:5003]
+            st = eng.stats()
+            if st["fixed_files"] == 0 or st["fixed_buffers"] == 0:
+                pytest.skip(f"kernel refused registered files/buffers: {st}")
+            tables = _ring_tables()
+            if "UserFiles" not in tables:
+                pytest.skip("this kernel's io_uring fdinfo does not list registered files")
+            assert "registered-file.bin" in tables
+            reg.close()  # the rings must drop the registered file and unpin the region
+            deadline = time.monotonic() + 10
+            while "registered-file.bin" in _ring_tables() or f"/{1 << 20}" in _ring_tables():
+                assert time.monotonic() < deadline, _ring_tables()[:2000]
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
