@@ -8,3 +8,10 @@ TESTS += test_io_engine
 $(OUT)/test_io_engine: tests/test_io_engine.c $(IO_SRCS) $(IO_HDRS)
 	@mkdir -p $(OUT)
 	$(CC) $(CFLAGS_TEST) -o $@ tests/test_io_engine.c $(IO_SRCS) $(LDLIBS)
+
+FUZZERS += fuzz_io_records
+
+$(OUT)/fuzz_io_records: fuzz/fuzz_io_records.c $(IO_SRCS) $(IO_HDRS)
+	@mkdir -p $(OUT)
+	$(CLANG) -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -I. \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ fuzz/fuzz_io_records.c $(IO_SRCS) $(LDLIBS)
