@@ -10,6 +10,7 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_QUEUE_DEPTH  reads in flight per ring, 1..4096 (default 64)
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
+    DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class IoSettings:
     queue_depth: int = 64
     sqpoll: bool = False
     direct: str = "auto"
+    register: str = "auto"
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,6 +59,7 @@ _ENV = {
     "queue_depth": "DSD_IO_QUEUE_DEPTH",
     "sqpoll": "DSD_IO_SQPOLL",
     "direct": "DSD_IO_DIRECT",
+    "register": "DSD_IO_REGISTER",
 }
 
 _overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
@@ -66,7 +69,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ValueError:
         return ValueError(f"{origin}: {raw!r} is not {expected}")
 
-    if name in ("backend", "direct"):
+    if name in ("backend", "direct", "register"):
         choices = BACKENDS if name == "backend" else DIRECT_MODES
         value = str(raw).strip().lower()
         if value not in choices:

@@ -147,7 +147,7 @@ static void arm_wake(struct uring_ring *r)
 static int fixed_file(struct uring_ring *r, struct dsd_io_file *f, int direct)
 {
     struct uring_backend *b = r->e->backend;
-    if (!r->files_ok || !dsd_io_slots_assign(b->file_slots, &f->slot))
+    if (!r->files_ok || r->e->cfg.register_mode == DSD_IO_REGISTER_OFF || !dsd_io_slots_assign(b->file_slots, &f->slot))
         return -1;
     uint32_t idx = f->slot.slot * 2 + (uint32_t)direct;
     uint64_t gen = f->slot.gen;
@@ -168,7 +168,8 @@ static int fixed_file(struct uring_ring *r, struct dsd_io_file *f, int direct)
 static int fixed_buffer(struct uring_ring *r, struct dsd_io_region *g)
 {
     struct uring_backend *b = r->e->backend;
-    if (!r->bufs_ok || g->size > FIXED_BUFFER_MAX || !dsd_io_slots_assign(b->buf_slots, &g->slot))
+    if (!r->bufs_ok || r->e->cfg.register_mode == DSD_IO_REGISTER_OFF || g->size > FIXED_BUFFER_MAX ||
+        !dsd_io_slots_assign(b->buf_slots, &g->slot))
         return -1;
     uint32_t idx = g->slot.slot;
     uint64_t gen = g->slot.gen;

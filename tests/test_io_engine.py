@@ -222,6 +222,8 @@ def test_engine_options_are_checked():
         _native.IoEngine(queue_depth=0)
     with pytest.raises(ValueError, match="workers"):
         _native.IoEngine(workers=-1)
+    with pytest.raises(ValueError, match="register"):
+        _native.IoEngine(register="maybe")
     with pytest.raises(TypeError):
         _native.IoEngine("posix")
 
@@ -600,6 +602,15 @@ def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
             while "registered-file.bin" in _ring_tables() or f"/{1 << 20}" in _ring_tables():
                 assert time.monotonic() < deadline, _ring_tables()[:2000]
                 time.sleep(0.01)
+        with make_engine("uring", workers=1, register="off") as eng, ShmRegion(1 << 16) as shm, \
+                _native.Registry() as reg:
+            reg.add_file(1, fd)
+            reg.add_region(1, shm.fd, 1 << 16)
+            eng.submit(reg, 1, pack_read(1, 1, 0, 4096, 1, 0) + pack_read(2, 1, 1, 100, 1, 8192))
+            assert all(c.status == STATUS_OK for c in one(collect(eng, 2), 1))
+            st = eng.stats()
+            assert (st["register"], st["fixed_files"], st["fixed_buffers"]) == ("off", 0, 0)
+            assert shm.read(0, 4096) == data[:4096] and shm.read(8192, 100) == data[1:101]
     finally:
         os.close(fd)
 

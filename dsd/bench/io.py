@@ -104,7 +104,10 @@ def run_fio(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
     return Result(job["bw_bytes"] / 1e9, job["iops"], secs, int(job["total_ios"]))
 
 
-def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str) -> Result:
+def run_dsd(
+    path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str,
+    register: str = "auto",
+) -> Result:
     from dsd import _native
     from dsd.ioengine import REQUEST
 
@@ -127,7 +130,8 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
     os.unlink(shm_path)
     fd = os.open(path, os.O_RDONLY)
     workers = 1 if backend == "uring" else 0
-    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=qd, direct="auto" if direct else "off")
+    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=qd, direct="auto" if direct else "off",
+                           register=register)
     reg = _native.Registry()
     try:
         os.ftruncate(shm, nslots * bs)
