@@ -193,8 +193,19 @@ def run_dsd(
         os.close(shm)
 
 
-def _fmt_ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+def _targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, checked against this run: dsd-uring >= 95% of fio's GB/s in every case,
+    and >= 2x the pread pool's IOPS for 4 KiB random reads at QD64."""
+    out = []
+    for name, case in cases.items():
+        ratios = case["ratios"]
+        if "dsd-uring/fio GB/s" in ratios:
+            got = ratios["dsd-uring/fio GB/s"]
+            out.append({"case": name, "what": "dsd-uring/fio GB/s", "want": 0.95, "got": got, "met": got >= 0.95})
+        if name.startswith("rand-4k-qd64") and "dsd-uring/dsd-posix IOPS" in ratios:
+            got = ratios["dsd-uring/dsd-posix IOPS"]
+            out.append({"case": name, "what": "dsd-uring/dsd-posix IOPS", "want": 2.0, "got": got, "met": got >= 2.0})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -266,6 +277,10 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         print(f"  {contender} -", end="")
                 print("  " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
+    report["targets"] = _targets(report["cases"])
+    if not args.json:
+        for t in report["targets"]:
+            print(f"target {t['case']}: {t['what']} >= {t['want']}: {t['got']} {'met' if t['met'] else 'MISSED'}")
     if not args.keep:
         os.unlink(path)
     if args.json:
