@@ -10,6 +10,7 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_QUEUE_DEPTH  reads in flight per ring, 1..4096 (default 64)
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
+    DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class IoSettings:
     queue_depth: int = 64
     sqpoll: bool = False
     direct: str = "auto"
+    register: str = "auto"
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,6 +59,7 @@ _ENV = {
     "queue_depth": "DSD_IO_QUEUE_DEPTH",
     "sqpoll": "DSD_IO_SQPOLL",
     "direct": "DSD_IO_DIRECT",
+    "register": "DSD_IO_REGISTER",
 }
 
 _overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
@@ -66,7 +69,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ValueError:
         return ValueError(f"{origin}: {raw!r} is not {expected}")
 
-    if name in ("backend", "direct"):
+    if name in ("backend", "direct", "register"):
         choices = BACKENDS if name == "backend" else DIRECT_MODES
         value = str(raw).strip().lower()
         if value not in choices:
@@ -159,3 +162,22 @@ class Completion(NamedTuple):
 
 def unpack_completions(data: bytes) -> list[Completion]:
     return [Completion(*c) for c in COMPLETION.iter_unpack(data)]
+
+
+def doctor_checks(paths: tuple[str, ...] = ("/tmp", "/dev/shm")) -> list[tuple[str, bool, str]]:
+    """What `dsd doctor` reports for the io engine: (check, ok, detail), each a real attempt."""
+    from dsd import _native
+
+    checks: list[tuple[str, bool, str]] = []
+    ok, why = _native.io_uring_probe()
+    checks.append(("io_uring", ok, why))
+    for path in paths:
+        ok, why = _native.odirect_probe(path)
+        checks.append((f"O_DIRECT on {path}", ok, why))
+    try:
+        chosen = settings()
+        with _native.IoEngine(**{**chosen.engine_kwargs(), "workers": 1}) as eng:
+            checks.append(("io backend", True, f"{eng.backend} (DSD_IO_BACKEND={chosen.backend}: {eng.backend_reason})"))
+    except (OSError, ValueError) as e:
+        checks.append(("io backend", False, str(e)))
+    return checks

@@ -657,7 +657,8 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
     if (reason_len)
         reason[0] = '\0';
     if (cfg->backend < DSD_IO_BACKEND_AUTO || cfg->backend > DSD_IO_BACKEND_POSIX ||
-        (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) || cfg->queue_depth > 4096 ||
+        (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) ||
+        (cfg->register_mode != DSD_IO_REGISTER_AUTO && cfg->register_mode != DSD_IO_REGISTER_OFF) || cfg->queue_depth > 4096 ||
         cfg->workers > 256) {
         snprintf(reason, reason_len, "invalid engine configuration");
         return -EINVAL;
@@ -780,5 +781,6 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->queue_depth = e->cfg.queue_depth;
     s->sqpoll = e->cfg.sqpoll;
     s->direct = e->cfg.direct;
+    s->register_mode = e->cfg.register_mode;
     s->backend = e->ops->name;
 }

@@ -11,16 +11,16 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_defaults_and_environment():
-    assert settings({}) == IoSettings("auto", 0, 64, False, "auto")
+    assert settings({}) == IoSettings("auto", 0, 64, False, "auto", "auto")
     env = {"DSD_IO_BACKEND": "POSIX", "DSD_IO_WORKERS": "3", "DSD_IO_QUEUE_DEPTH": "128",
-           "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off"}
-    assert settings(env) == IoSettings("posix", 3, 128, True, "off")
+           "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off", "DSD_IO_REGISTER": "off"}
+    assert settings(env) == IoSettings("posix", 3, 128, True, "off", "off")
 
 
 @pytest.mark.parametrize("var, value", [
     ("DSD_IO_BACKEND", "spdk"), ("DSD_IO_WORKERS", "-1"), ("DSD_IO_WORKERS", "many"),
     ("DSD_IO_QUEUE_DEPTH", "0"), ("DSD_IO_QUEUE_DEPTH", "5000"), ("DSD_IO_SQPOLL", "maybe"),
-    ("DSD_IO_DIRECT", "always"),
+    ("DSD_IO_DIRECT", "always"), ("DSD_IO_REGISTER", "yes"),
 ])
 def test_bad_environment_names_the_variable(var, value):
     with pytest.raises(ValueError, match=var):
@@ -32,7 +32,7 @@ def test_runtime_overrides_restore(monkeypatch):
     with io_settings(backend="posix", workers=1) as s:
         assert s.backend == "posix" and settings().workers == 1
         with io_settings(queue_depth=8):
-            assert settings() == IoSettings("posix", 1, 8, False, "auto")
+            assert settings() == IoSettings("posix", 1, 8, False, "auto", "auto")
         assert settings().queue_depth == 64
     assert settings().backend == "uring"
     with pytest.raises(TypeError):
@@ -64,3 +64,16 @@ def test_record_helpers_roundtrip():
     assert (c.status, c.reason, c.reason_name) == (24, 25, "25")
     (ok,) = unpack_completions(bytes(24) + bytes([0, 2]) + bytes(6))
     assert ok.reason_name == "EOF"
+
+
+def test_doctor_checks(monkeypatch):
+    from dsd.ioengine import doctor_checks
+
+    checks = {name: (ok, detail) for name, ok, detail in doctor_checks()}
+    assert checks["io_uring"] == _native.io_uring_probe()
+    assert "O_DIRECT on /dev/shm" in checks
+    ok, detail = checks["io backend"]
+    assert ok and detail.split()[0] in ("uring", "posix")
+    monkeypatch.setenv("DSD_IO_BACKEND", "nonsense")
+    ok, detail = {n: (o, d) for n, o, d in doctor_checks()}["io backend"]
+    assert not ok and "DSD_IO_BACKEND" in detail
