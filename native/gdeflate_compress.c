@@ -834,7 +834,8 @@ static unsigned parse_tile(struct gdeflate_compressor *c, const uint8_t *in, uns
             pos++;
         }
     }
-    nt = refine(c, in, 0, n, c->tokens, nt);
+    /* Blocks are planned on this greedy parse; gdeflate_compress_tile then refines each block
+     * with costs from its own statistics (as the reference does per block). */
     return nt;
 }
 
@@ -953,8 +954,8 @@ enum gdeflate_result gdeflate_compress_tile(struct gdeflate_compressor *c, const
             const struct block_plan *bp = &blocks[k];
             const struct token *t = c->tokens + bp->tok0;
             unsigned bt = bp->tok1 - bp->tok0;
-            if (nb > 1 && c->p.strategy == OPTIMAL) {
-                /* re-parse the block with costs from its own statistics */
+            if (c->p.strategy == OPTIMAL) {
+                /* near-optimal parse of the block with costs from its own statistics */
                 memcpy(c->tokens2, t, bt * sizeof(*t));
                 bt = refine(c, in, bp->start, bp->end, c->tokens2, bt);
                 t = c->tokens2;
