@@ -25,7 +25,9 @@
 #define MAX_CACHED_PER_POS 16u
 #define MATCH_CACHE_SIZE (GDEFLATE_TILE_SIZE * 6u)
 #define TILE_BOUND_BYTES (GDEFLATE_TILE_SIZE + 1024u)
-#define MAX_BLOCKS 16u
+#define MAX_BLOCKS 8u          /* blocks per tile (block splitting) */
+#define SPLIT_UNIT 8192u       /* block boundaries fall on multiples of this */
+#define SPLIT_MIN_LEVEL 6      /* levels below this keep one block per tile (speed) */
 
 enum strategy { STORED, GREEDY, LAZY, OPTIMAL };
 
@@ -50,11 +52,6 @@ struct token {
     uint32_t dist;
 };
 
-struct huff {
-    uint8_t lens[GD_NUM_LITLEN_SYMS];
-    uint16_t codes[GD_NUM_LITLEN_SYMS]; /* bit-reversed, ready for LSB-first lanes */
-};
-
 struct gdeflate_compressor {
     int level;
     struct level_params p;
@@ -63,6 +60,7 @@ struct gdeflate_compressor {
     int32_t prev[GDEFLATE_TILE_SIZE];      /* hash chains (greedy/lazy levels) */
     int32_t child[2 * GDEFLATE_TILE_SIZE]; /* binary trees (near-optimal levels) */
     struct token tokens[GDEFLATE_TILE_SIZE + 1];
+    struct token tokens2[GDEFLATE_TILE_SIZE + 1]; /* one block re-parsed with its own costs */
     /* near-optimal parse state */
     uint32_t cache[MATCH_CACHE_SIZE]; /* matches found per position: len | (dist - 1) << 16 */
     uint32_t cache_start[GDEFLATE_TILE_SIZE + 1];
@@ -104,6 +102,12 @@ static inline unsigned len_sym(unsigned len)
 
 /* ------------------------------------------------------------------ Huffman code construction */
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Optimal code lengths limited to max_len (zlib-style overflow repair); at least two codewords
  * are always assigned so every decoder sees a complete code. */
 static void build_lengths(const uint32_t *freq_in, unsigned n, unsigned max_len, uint8_t *lens)
@@ -120,18 +124,11 @@ static void build_lengths(const uint32_t *freq_in, unsigned n, unsigned max_len,
             used++;
         }
     memset(lens, 0, n);
+    uint64_t keys[GD_NUM_LITLEN_SYMS];
     for (unsigned s = 0; s < n; s++)
-        if (freq[s]) syms[m++] = (uint16_t)s;
-    /* insertion sort by (freq, symbol) ascending */
-    for (unsigned i = 1; i < m; i++) {
-        uint16_t v = syms[i];
-        unsigned j = i;
-        while (j > 0 && (freq[syms[j - 1]] > freq[v] || (freq[syms[j - 1]] == freq[v] && syms[j - 1] > v))) {
-            syms[j] = syms[j - 1];
-            j--;
-        }
-        syms[j] = v;
-    }
+        if (freq[s]) keys[m++] = ((uint64_t)freq[s] << 16) | s;
+    qsort(keys, m, sizeof(keys[0]), cmp_u64); /* by (freq, symbol) ascending */
+    for (unsigned i = 0; i < m; i++) syms[i] = (uint16_t)keys[i];
     uint64_t w[2 * GD_NUM_LITLEN_SYMS];
     uint16_t parent[2 * GD_NUM_LITLEN_SYMS];
     uint8_t depth[2 * GD_NUM_LITLEN_SYMS];
@@ -455,24 +452,28 @@ static unsigned collect_matches(struct gdeflate_compressor *c, const uint8_t *in
     return used;
 }
 
-static unsigned parse_optimal_pass(struct gdeflate_compressor *c, const uint8_t *in, unsigned n)
+/* Shortest path over [start, end) with the current costs; tokens go to `out`. */
+static unsigned parse_optimal_pass(struct gdeflate_compressor *c, const uint8_t *in, unsigned start, unsigned end,
+                                   struct token *out)
 {
     uint32_t *cost = c->cost;
-    for (unsigned i = 1; i <= n; i++) cost[i] = UINT32_MAX;
-    cost[0] = 0;
+    for (unsigned i = start + 1; i <= end; i++) cost[i] = UINT32_MAX;
+    cost[start] = 0;
     uint32_t len_cost_small[259];
     for (unsigned l = 3; l <= 258; l++) len_cost_small[l] = c->lit_cost[len_sym(l)];
     uint32_t long_cost = c->lit_cost[285];
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = start; i < end; i++) {
         uint32_t base = cost[i];
         uint32_t lc = base + c->lit_cost[in[i]];
         if (lc < cost[i + 1]) {
             cost[i + 1] = lc;
             c->from_len[i + 1] = 1;
         }
-        unsigned prev_len = 2;
+        unsigned prev_len = 2, room = end - i;
         for (unsigned k = c->cache_start[i]; k < c->cache_start[i + 1]; k++) {
             unsigned len = c->cache[k] & 0xffff, dist = (c->cache[k] >> 16) + 1;
+            if (len > room) len = room; /* a block boundary cuts the match */
+            if (len <= prev_len) break;
             uint32_t dc = base + c->dist_cost[dist_symbol(dist)];
             if (len >= c->p.nice || len > 258) {
                 uint32_t mc = dc + (len >= 258 ? long_cost : len_cost_small[len]);
@@ -496,20 +497,40 @@ static unsigned parse_optimal_pass(struct gdeflate_compressor *c, const uint8_t 
         }
     }
     /* Walk back from the end, then reverse into the token array. */
-    unsigned nt = 0, pos = n;
-    while (pos > 0) {
-        unsigned l = c->from_len[pos];
-        pos -= l;
+    unsigned nt = 0, pos = end;
+    while (pos > start) {
+        pos -= c->from_len[pos];
         nt++;
     }
     unsigned k = nt;
-    pos = n;
-    while (pos > 0) {
+    pos = end;
+    while (pos > start) {
         unsigned l = c->from_len[pos];
         pos -= l;
         k--;
-        if (l == 1) c->tokens[k] = (struct token){0, in[pos], 0};
-        else c->tokens[k] = (struct token){(uint16_t)(l - 2), 0, c->from_dist[pos + l]};
+        if (l == 1) out[k] = (struct token){0, in[pos], 0};
+        else out[k] = (struct token){(uint16_t)(l - 2), 0, c->from_dist[pos + l]};
+    }
+    return nt;
+}
+
+static void count_freqs(const struct token *t, unsigned nt, uint32_t *lf, uint32_t *df);
+static void build_lengths(const uint32_t *freq_in, unsigned n, unsigned max_len, uint8_t *lens);
+
+/* Refine the parse of [start, end): costs from the current tokens' Huffman code, then a new
+ * shortest path; `passes` times. `t`/`nt` hold the seed parse and receive the result. */
+static unsigned refine(struct gdeflate_compressor *c, const uint8_t *in, unsigned start, unsigned end,
+                       struct token *t, unsigned nt)
+{
+    uint32_t lf[GD_NUM_LITLEN_SYMS], df[GD_NUM_DIST_SYMS];
+    uint8_t ll[GD_NUM_LITLEN_SYMS], dl[GD_NUM_DIST_SYMS];
+    for (unsigned pass = 0; pass < c->p.passes; pass++) {
+        count_freqs(t, nt, lf, df);
+        build_lengths(lf, GD_NUM_LITLEN_SYMS - 2, GD_MAX_CODEWORD_LEN, ll);
+        ll[286] = ll[287] = 0;
+        build_lengths(df, GD_NUM_DIST_SYMS, GD_MAX_CODEWORD_LEN, dl);
+        costs_from_lens(c, ll, dl);
+        nt = parse_optimal_pass(c, in, start, end, t);
     }
     return nt;
 }
@@ -813,17 +834,104 @@ static unsigned parse_tile(struct gdeflate_compressor *c, const uint8_t *in, uns
             pos++;
         }
     }
-    struct block_codes bc;
-    uint32_t lf[GD_NUM_LITLEN_SYMS], df[GD_NUM_DIST_SYMS];
-    for (unsigned pass = 0; pass < c->p.passes; pass++) {
-        count_freqs(c->tokens, nt, lf, df);
-        build_lengths(lf, GD_NUM_LITLEN_SYMS - 2, GD_MAX_CODEWORD_LEN, bc.litlen_lens);
-        build_lengths(df, GD_NUM_DIST_SYMS, GD_MAX_CODEWORD_LEN, bc.dist_lens);
-        bc.litlen_lens[286] = bc.litlen_lens[287] = 0;
-        costs_from_lens(c, bc.litlen_lens, bc.dist_lens);
-        nt = parse_optimal_pass(c, in, n);
-    }
+    /* Blocks are planned on this greedy parse; gdeflate_compress_tile then refines each block
+     * with costs from its own statistics (as the reference does per block). */
     return nt;
+}
+
+/* Best block type for tokens t[0, nt) covering `bytes` input bytes: fills dyn/fix, returns bits. */
+static uint64_t block_cost(const struct token *t, unsigned nt, unsigned bytes, struct block_codes *dyn,
+                           struct block_codes *fix, int *type)
+{
+    uint32_t lf[GD_NUM_LITLEN_SYMS], df[GD_NUM_DIST_SYMS];
+    count_freqs(t, nt, lf, df);
+    uint64_t d = plan_dynamic(dyn, lf, df);
+    uint64_t f = plan_fixed(fix, lf, df);
+    uint64_t st = 8 * (uint64_t)bytes + 19 * ((bytes + GD_MAX_STORED_LEN - 1) / GD_MAX_STORED_LEN);
+    *type = d <= f ? 2 : 1;
+    uint64_t best = d <= f ? d : f;
+    if (st <= best) {
+        *type = 0;
+        best = st;
+    }
+    return best;
+}
+
+struct block_plan {
+    unsigned start, end;    /* input bytes */
+    unsigned tok0, tok1;    /* tokens of the tile-wide parse */
+};
+
+/* Top-down block splitting at SPLIT_UNIT boundaries: halve a range while the two halves,
+ * each with its own Huffman code (header included), cost fewer bits than the whole. */
+static void split_blocks(struct gdeflate_compressor *c, const unsigned *unit_tok, unsigned lo, unsigned hi,
+                         unsigned n, struct block_plan *out, unsigned *count)
+{
+    static const struct block_codes zero_bc;
+    struct block_codes dyn = zero_bc, fix = zero_bc;
+    int type;
+    unsigned a = lo * SPLIT_UNIT, b = hi * SPLIT_UNIT < n ? hi * SPLIT_UNIT : n;
+    unsigned mid = (lo + hi) / 2;
+    /* never split where one side would have no tokens (a long match spans the unit) */
+    if (hi - lo >= 2 && *count + 2 <= MAX_BLOCKS && unit_tok[lo] < unit_tok[mid] && unit_tok[mid] < unit_tok[hi]) {
+        unsigned m = mid * SPLIT_UNIT;
+        uint64_t whole = block_cost(c->tokens + unit_tok[lo], unit_tok[hi] - unit_tok[lo], b - a, &dyn, &fix, &type);
+        uint64_t left = block_cost(c->tokens + unit_tok[lo], unit_tok[mid] - unit_tok[lo], m - a, &dyn, &fix, &type);
+        uint64_t right = block_cost(c->tokens + unit_tok[mid], unit_tok[hi] - unit_tok[mid], b - m, &dyn, &fix, &type);
+        if (left + right < whole) {
+            split_blocks(c, unit_tok, lo, mid, n, out, count);
+            split_blocks(c, unit_tok, mid, hi, n, out, count);
+            return;
+        }
+    }
+    out[*count] = (struct block_plan){a, b, unit_tok[lo], unit_tok[hi]};
+    (*count)++;
+}
+
+/* Plan blocks over the tile-wide parse: candidate boundaries are the first tokens starting at
+ * or after each SPLIT_UNIT multiple, so every block holds whole tokens. */
+static unsigned plan_blocks(struct gdeflate_compressor *c, unsigned n, unsigned nt, struct block_plan *blocks)
+{
+    unsigned units = (n + SPLIT_UNIT - 1) / SPLIT_UNIT;
+    unsigned unit_tok[GDEFLATE_TILE_SIZE / SPLIT_UNIT + 2];
+    /* token index of the first token starting at or after each unit boundary */
+    unsigned pos = 0, u = 0;
+    for (unsigned i = 0; i < nt && u <= units; i++) {
+        while (u <= units && u * SPLIT_UNIT <= pos) unit_tok[u++] = i;
+        pos += c->tokens[i].len_minus ? c->tokens[i].len_minus + 2u : 1u;
+    }
+    while (u <= units) unit_tok[u++] = nt;
+    unsigned count = 0;
+    split_blocks(c, unit_tok, 0, units, n, blocks, &count);
+    /* Boundaries snap to where tokens start: block b covers input from its first token on. */
+    pos = 0;
+    unsigned bi = 0;
+    for (unsigned i = 0; i < nt && bi < count; i++) {
+        while (bi < count && blocks[bi].tok0 == i) blocks[bi++].start = pos;
+        pos += c->tokens[i].len_minus ? c->tokens[i].len_minus + 2u : 1u;
+    }
+    for (unsigned k = 0; k + 1 < count; k++) blocks[k].end = blocks[k + 1].start;
+    blocks[count - 1].end = n;
+    return count;
+}
+
+static void write_block(struct tile_writer *w, const uint8_t *in, unsigned start, unsigned end,
+                        const struct token *t, unsigned nt, int final)
+{
+    static const struct block_codes zero_bc;
+    struct block_codes dyn = zero_bc, fix = zero_bc;
+    int type;
+    block_cost(t, nt, end - start, &dyn, &fix, &type);
+    if (type == 0) {
+        unsigned pos = start;
+        do {
+            unsigned len = end - pos > GD_MAX_STORED_LEN ? GD_MAX_STORED_LEN : end - pos;
+            write_stored_block(w, in + pos, len, final && pos + len == end);
+            pos += len;
+        } while (pos < end);
+    } else {
+        write_huffman_block(w, type == 2 ? &dyn : &fix, type == 2, t, nt, final);
+    }
 }
 
 enum gdeflate_result gdeflate_compress_tile(struct gdeflate_compressor *c, const void *in_v, size_t n, void *out_v,
@@ -836,21 +944,26 @@ enum gdeflate_result gdeflate_compress_tile(struct gdeflate_compressor *c, const
     size_t size = 0;
     if (c->p.strategy != STORED) {
         unsigned nt = parse_tile(c, in, (unsigned)n);
-        static const struct block_codes zero_bc;
-        struct block_codes dyn = zero_bc, fix = zero_bc;
-        uint32_t lf[GD_NUM_LITLEN_SYMS], df[GD_NUM_DIST_SYMS];
-        count_freqs(c->tokens, nt, lf, df);
-        uint64_t dyn_bits = plan_dynamic(&dyn, lf, df);
-        uint64_t fix_bits = plan_fixed(&fix, lf, df);
-        uint64_t stored_bits = 8 * (uint64_t)n + 19 * ((n + GD_MAX_STORED_LEN - 1) / GD_MAX_STORED_LEN);
-        uint64_t best = dyn_bits < fix_bits ? dyn_bits : fix_bits;
-        if (best < stored_bits) {
-            struct tile_writer w;
-            tw_init(&w, out, out_avail);
-            write_huffman_block(&w, dyn_bits <= fix_bits ? &dyn : &fix, dyn_bits <= fix_bits, c->tokens, nt, 1);
-            tw_finish(&w);
-            if (!w.overflow) size = 4 * w.nwords;
+        struct block_plan blocks[MAX_BLOCKS];
+        unsigned nb = 1;
+        blocks[0] = (struct block_plan){0, (unsigned)n, 0, nt};
+        if (c->level >= SPLIT_MIN_LEVEL) nb = plan_blocks(c, (unsigned)n, nt, blocks);
+        struct tile_writer w;
+        tw_init(&w, out, out_avail);
+        for (unsigned k = 0; k < nb; k++) {
+            const struct block_plan *bp = &blocks[k];
+            const struct token *t = c->tokens + bp->tok0;
+            unsigned bt = bp->tok1 - bp->tok0;
+            if (c->p.strategy == OPTIMAL) {
+                /* near-optimal parse of the block with costs from its own statistics */
+                memcpy(c->tokens2, t, bt * sizeof(*t));
+                bt = refine(c, in, bp->start, bp->end, c->tokens2, bt);
+                t = c->tokens2;
+            }
+            write_block(&w, in, bp->start, bp->end, t, bt, k + 1 == nb);
         }
+        tw_finish(&w);
+        if (!w.overflow) size = 4 * w.nwords;
     }
     if (size == 0) size = stored_tile(in, n, out, out_avail);
     if (size == 0) return GDEFLATE_INSUFFICIENT_SPACE;

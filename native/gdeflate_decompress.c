@@ -266,15 +266,24 @@ static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8
     const uint8_t *src = dst - dist;
     uint8_t *end = dst + len;
     if (dist >= 8) {
-        if (GD_LIKELY((size_t)(out_end - end) >= 8)) {
-            /* Word copies may run up to 7 bytes past the match, still inside this tile. */
-            do {
-                uint64_t v;
-                memcpy(&v, src, 8);
-                memcpy(dst, &v, 8);
-                src += 8;
-                dst += 8;
-            } while (dst < end);
+        if (GD_LIKELY((size_t)(out_end - end) >= 16)) {
+            /* Word copies may run up to 15 bytes past the match, still inside this tile; most
+             * matches are at most 16 bytes, so two unconditional words finish them. */
+            uint64_t v;
+            memcpy(&v, src, 8);
+            memcpy(dst, &v, 8);
+            memcpy(&v, src + 8, 8);
+            memcpy(dst + 8, &v, 8);
+            if (GD_UNLIKELY(len > 16)) {
+                src += 16;
+                dst += 16;
+                do {
+                    memcpy(&v, src, 8);
+                    memcpy(dst, &v, 8);
+                    src += 8;
+                    dst += 8;
+                } while (dst < end);
+            }
             return;
         }
         while (end - dst >= 8) {

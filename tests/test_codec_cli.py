@@ -84,3 +84,51 @@ def test_bad_options_and_paths(tmp_path: Path) -> None:
         assert r.returncode == 1, args
         assert "Traceback" not in r.stderr and r.stderr.startswith("dsd ")
     assert src.read_bytes() == b"hello" * 100
+
+
+def test_in_process_round_trip_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same commands through dsd.cli.main (in-process): round trips, progress, clean errors."""
+    from dsd.cli import main
+
+    data = make_data("mixed", 700_000, 8)
+    src, packed, back = tmp_path / "a.bin", tmp_path / "a.pack", tmp_path / "a.out"
+    src.write_bytes(data)
+    for fmt in ("gdeflate", "zstd"):
+        assert main(["compress", "--format", fmt, "--progress", str(src), str(packed)]) == 0
+        assert main(["decompress", "--threads", "1", "--progress", str(packed), str(back)]) == 0
+        assert back.read_bytes() == data
+    err = capsys.readouterr().err
+    assert "100.0%" in err and "ratio" in err
+    bad = bytearray((tmp_path / "a.pack").read_bytes())
+    bad[-3] ^= 0xFF
+    (tmp_path / "bad.zst").write_bytes(bytes(bad))
+    assert main(["decompress", str(tmp_path / "bad.zst"), str(back)]) == 1
+    assert "error" in capsys.readouterr().err and not back.exists()
+    stream = (LOCAL / "mixed-196625.9.gdef").read_bytes()
+    (tmp_path / "t.gdef").write_bytes(stream[:-40])
+    assert main(["decompress", str(tmp_path / "t.gdef"), str(back)]) == 1
+    corrupt = bytearray(stream)
+    data_start = 8 + 4 * 4  # 4 tiles
+    corrupt[data_start + 200 :] = b"\xff" * (len(corrupt) - data_start - 200)
+    (tmp_path / "c.gdef").write_bytes(bytes(corrupt))
+    assert main(["decompress", str(tmp_path / "c.gdef"), str(back)]) == 1
+    assert "(tile 0)" in capsys.readouterr().err
+
+
+def test_error_names_tile_of_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files decode in chunks of 128 tiles; a bad tile 130 is still reported as tile 130."""
+    import struct
+
+    from dsd.cli import main
+    from dsd.codec import gdeflate
+
+    stream = bytearray(gdeflate.compress(bytes(140 * 65536), level=1))
+    n = struct.unpack_from("<H", stream, 2)[0]
+    offset = struct.unpack_from("<I", stream, 8 + 4 * 130)[0]
+    start = 8 + 4 * n + offset
+    stream[start : start + 4] = b"\xff\xff\xff\xff"  # BFINAL=1, BTYPE=3: reserved
+    src = tmp_path / "z.gdef"
+    src.write_bytes(bytes(stream))
+    assert main(["decompress", str(src), str(tmp_path / "z.out")]) == 1
+    err = capsys.readouterr().err
+    assert "(tile 130)" in err and "reserved block type" in err
