@@ -63,6 +63,7 @@ layout(push_constant) uniform Push {
     uint total_tiles;
     uint num_streams;
     uint step_budget;
+    uint persistent;
 } pc;
 
 const uint LEN_BASE[29] = uint[29](3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 13u, 15u, 17u, 19u, 23u, 27u,
@@ -518,8 +519,15 @@ uint find_stream(uint g) {
 }
 
 void main() {
-    for (;;) {
-        uint g = lane_read(LANE == 0u ? atomicAdd(ctl[0], 1u) : 0u, 0u);
+    for (uint iter = 0u;; iter++) {
+        // Persistent groups take tiles from the counter; otherwise one tile per workgroup.
+        uint g;
+        if (pc.persistent != 0u) {
+            g = lane_read(LANE == 0u ? atomicAdd(ctl[0], 1u) : 0u, 0u);
+        } else {
+            if (iter != 0u) break;
+            g = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * SLOTS + SLOT;
+        }
         if (g >= pc.total_tiles) break;
         uint s = find_stream(g);
         Stream st = streams[s];

@@ -130,6 +130,10 @@ class GpuDecoder:
         )
         self._require32 = self.shader == "wave32" and d.subgroup_size != 32
         self.tiles_per_group = WAVE32_TILES_PER_GROUP if self.shader == "wave32" else 1
+        # Persistent groups pulling tiles from an atomic counter (format doc §4); off with
+        # DSD_GPU_PERSISTENT=0, and off on CPU drivers, where one workgroup per tile is as good.
+        env = os.environ.get("DSD_GPU_PERSISTENT")
+        self.persistent = env != "0" if env is not None else d.info.kind != "cpu"
 
     def _cache_path(self, cache_dir: str | None) -> str:
         base = cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dsd")
@@ -437,10 +441,15 @@ class GpuDecoder:
         self._push[0] = tiles
         self._push[1] = n
         self._push[2] = self.step_budget
-        self._push[3] = 0
+        need = -(-tiles // self.tiles_per_group)
+        if self.persistent:
+            gx, gy = min(need, self.max_groups()), 1
+        else:
+            gx = min(need, 65535)
+            gy = -(-need // gx)
+        self._push[3] = 1 if self.persistent else 0
         vk.vkCmdPushConstants(cmd, self._layout, vk.VK_SHADER_STAGE_COMPUTE_BIT, 0, 16, self._push)
-        groups = min(-(-tiles // self.tiles_per_group), self.max_groups())
-        vk.vkCmdDispatch(cmd, groups, 1, 1)
+        vk.vkCmdDispatch(cmd, gx, gy, 1)
         if self._queries is not None:
             vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, self._queries, 1)
         after = vk.VkMemoryBarrier(
