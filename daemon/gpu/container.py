@@ -34,7 +34,8 @@ def plan_stream(data: memoryview, expected_size: int | None) -> StreamPlan:
     packed = int.from_bytes(data[4:8], "little")
     size_idx = packed & 3
     last = (packed >> 2) & 0x3FFFF
-    if size_idx != 1:
+    # The empty-payload convention (format doc §1) is all zeros after the magic; accept idx 0 there.
+    if size_idx != 1 and not (num_tiles == 0 and size_idx == 0):
         raise GpuDecodeError(E_CONTAINER, detail=f"tile size index {size_idx} (only 1 = 64 KiB exists)")
     if packed >> 20:
         raise GpuDecodeError(E_CONTAINER, detail="reserved header bits are set")
