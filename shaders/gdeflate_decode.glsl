@@ -21,8 +21,12 @@
 #extension GL_KHR_shader_subgroup_ballot : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
-#define SLOTS 4u
-layout(local_size_x = 128) in;
+// Tiles per workgroup (one per subgroup); the host's dispatch math must agree (decoder.py).
+#ifndef WAVE_SLOTS
+#define WAVE_SLOTS 4
+#endif
+#define SLOTS uint(WAVE_SLOTS)
+layout(local_size_x = 32 * WAVE_SLOTS) in;
 #else
 #define SLOTS 1u
 layout(local_size_x = 32) in;
@@ -54,7 +58,11 @@ struct Stream {
 };
 
 layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
-layout(std430, set = 0, binding = 1) coherent buffer OutBytes { uint8_t outb[]; };
+// Matches read bytes that other lanes of the group just wrote, after a barrier: coherent.
+#ifndef OUT_QUALIFIER
+#define OUT_QUALIFIER coherent
+#endif
+layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t outb[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
 // ctl[0]: next tile (work counter); ctl[4 + s]: status of stream s (0 = ok, else code | tile << 16).
 layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };

@@ -130,6 +130,12 @@ class GpuDecoder:
         )
         self._require32 = self.shader == "wave32" and d.subgroup_size != 32
         self.tiles_per_group = WAVE32_TILES_PER_GROUP if self.shader == "wave32" else 1
+        self.spv_name = "gdeflate_wave32" if self.shader == "wave32" else "gdeflate_lanes_shared"
+        # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
+        override = os.environ.get("DSD_GPU_SPV")
+        if override and self.shader == "wave32":
+            name, _, per = override.partition(":")
+            self.spv_name, self.tiles_per_group = name, int(per or WAVE32_TILES_PER_GROUP)
         # Persistent groups pulling tiles from an atomic counter (format doc §4); off with
         # DSD_GPU_PERSISTENT=0, and off on CPU drivers, where one workgroup per tile is as good.
         env = os.environ.get("DSD_GPU_PERSISTENT")
@@ -138,12 +144,11 @@ class GpuDecoder:
     def _cache_path(self, cache_dir: str | None) -> str:
         base = cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dsd")
         info = self.device.info
-        return os.path.join(base, f"pipeline-{info.vendor_id:04x}-{info.driver_version:08x}-{self.shader}.bin")
+        return os.path.join(base, f"pipeline-{info.vendor_id:04x}-{info.driver_version:08x}-{self.spv_name}.bin")
 
     def _make_pipeline(self, cache_dir: str | None) -> None:
         vk, dev = self.vk, self.device.device
-        name = "gdeflate_wave32" if self.shader == "wave32" else "gdeflate_lanes_shared"
-        code = spirv.load_spirv(name)
+        code = spirv.load_spirv(self.spv_name)
         smci = vk.VkShaderModuleCreateInfo(
             sType=vk.VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, codeSize=len(code), pCode=code
         )
@@ -250,6 +255,7 @@ class GpuDecoder:
         self._push = vk.ffi.new("uint32_t[4]")
         self._nv_cmd = None
         self._recorded = None
+        self._submit_info = None
         self._ts = vk.ffi.new("uint64_t[2]")
 
     # -- buffer pool --------------------------------------------------------------------------
@@ -576,8 +582,10 @@ class GpuDecoder:
 
     def _submit_and_wait(self, cmd) -> None:
         vk, dev = self.vk, self.device.device
-        submit = vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1, pCommandBuffers=[cmd])
-        vk.vkQueueSubmit(self.device.compute_queue, 1, [submit], self._fence)
+        if self._submit_info is None:  # built once: the command buffer never changes
+            self._submit_info = [vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1,
+                                                 pCommandBuffers=[cmd])]
+        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence)
         try:
             vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, FENCE_TIMEOUT_NS)
         except vk.VkTimeout as exc:
