@@ -98,6 +98,13 @@ shared int s_base[SLOTS][3][16];
 shared uint s_syms[SLOTS][340];
 shared uint s_lens[SLOTS][320];
 shared uint s_cnt[SLOTS][16];
+#ifdef DSD_LUT
+// First-level lookup for short codes (litlen: 9 bits, distance: 8 bits): sym | len << 16, 0 = longer.
+#define LUT_LITLEN_BITS 9u
+#define LUT_DIST_BITS 8u
+#define LUT_DIST_BASE 512u
+shared uint s_lut[SLOTS][768];
+#endif
 shared uint s_val[SLOTS][32];
 
 // ---------------------------------------------------------------------------------------------
@@ -208,6 +215,8 @@ uint take(uint n) {
 // Canonical Huffman table build, one code length per lane (lanes 1..15). Follows libdeflate 1.8:
 // over-subscribed codes are errors; an incomplete code is allowed only when it is empty or a
 // single code of length 1, and then every 1-bit code decodes to that symbol.
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
+
 bool build_table(uint t, uint n, uint syms_off) {
     uint L = LANE;
     uint cnt = 0u;
@@ -245,11 +254,35 @@ bool build_table(uint t, uint n, uint syms_off) {
     }
     if (L == 0u) s_lim[SLOT][t][0] = 0u;
     sync_shared();
+#ifdef DSD_LUT
+    if (t != T_PRE) {
+        uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
+        uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
+        for (uint i = LANE; i < (1u << lbits); i += 32u) {
+            uint clen;
+            uint sym = search_sym(t, syms_off, i, clen);
+            s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
+        }
+        sync_shared();
+    }
+#endif
     return true;
 }
 
 // Decodes one symbol from the low bits of `bits`; returns 0xFFFFFFFF for a code outside the table.
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 uint decode_sym(uint t, uint syms_off, uint bits, out uint clen) {
+#ifdef DSD_LUT
+    if (t != T_PRE) {
+        uint e = t == T_LITLEN ? s_lut[SLOT][bits & ((1u << LUT_LITLEN_BITS) - 1u)]
+                               : s_lut[SLOT][LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u))];
+        if (e != 0u) { clen = e >> 16; return e & 0xFFFFu; }
+    }
+#endif
+    return search_sym(t, syms_off, bits, clen);
+}
+
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen) {
     uint rev = bitfieldReverse(bits) >> 17;
     uint lo = 0u;
     if (s_lim[SLOT][t][lo + 8u] <= rev) lo += 8u;
