@@ -193,3 +193,17 @@ def test_describe_names_device_and_shader(decoder):
     assert info["device"]["name"] == decoder.device.info.name
     assert info["shader"]["variant"] == decoder.shader
     assert info["device"]["chosen_because"]
+
+
+@needs_conf
+def test_device_buffer_exports_an_fd(decoder):
+    if not decoder.device.info.external_memory_fd:
+        pytest.skip("driver lacks VK_KHR_external_memory_fd")
+    data = (CONF / "text-65537.9.gdef").read_bytes()
+    with decoder.decode_batch_device([(data, None)], exportable=True) as batch:
+        fd = batch.export_fd()
+        try:
+            assert os.fstat(fd).st_size >= 65537
+        finally:
+            os.close(fd)
+        assert hashlib.sha256(batch.read(0)).hexdigest() == manifest(CONF)["text-65537.9.gdef"]
