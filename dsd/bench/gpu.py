@@ -105,7 +105,10 @@ def _encoder():
 def _build_streams(args) -> tuple[list[bytes], list[int], str]:
     target = args.mib << 20
     if args.data:
-        blobs = [open(p, "rb").read() for p in args.data]
+        blobs = []
+        for path in args.data:
+            with open(path, "rb") as f:
+                blobs.append(f.read())
         from dsd.daemon.gpu.container import plan_stream
 
         sizes = [plan_stream(memoryview(b), None).out_len for b in blobs]
