@@ -99,3 +99,20 @@ def test_python_model_matches_a_conformance_original():
 
     conf = conformance_dir()
     assert decode_stream((conf / "text-65537.9.gdef").read_bytes()) == (conf / "text-65537.bin").read_bytes()
+
+
+def test_gpu_command_prints_the_choice(capsys):
+    import json
+
+    from gpu_support import use_lavapipe
+
+    use_lavapipe()
+    from dsd.cli import main
+
+    rc = main(["gpu", "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["mode"] in ("gpu", "cpu", "auto")
+    if rc == 0:
+        assert info["device"]["name"] and info["shader"]["variant"] in ("wave32", "shared")
+    else:
+        assert "unavailable" in info
