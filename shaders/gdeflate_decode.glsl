@@ -330,6 +330,27 @@ void copy_matches(uint mask, uint dest, uint len, uint dist) {
     }
 }
 
+// The copies of one round, in lane order. With DSD_PARCOPY, short matches whose source ends
+// before the round's first destination (so no other copy of the round writes it) are copied by
+// their own lane, all at once; the rest go one by one through copy_matches.
+void copy_round(bool copy, uint dest, uint len, uint dist) {
+    uint mask = lane_ballot(copy);
+#ifdef DSD_PARCOPY
+    if (mask != 0u) {
+        uint lead = findLSB(mask);
+        uint first = lane_read(dest, lead);
+        bool solo = copy && len <= 64u && (dest - dist + len <= first || LANE == lead);
+        if (solo) {
+            uint src = dest - dist;
+            for (uint k = 0u; k < len; k++) outb[g_ob + dest + k] = outb[g_ob + src + k];
+        }
+        sync_out();
+        mask &= ~lane_ballot(solo);
+    }
+#endif
+    copy_matches(mask, dest, len, dist);
+}
+
 // Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
 uint decode_distance(uint dest) {
     uint bits = peek32();
@@ -488,7 +509,7 @@ uint huffman_block() {
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
         sync_out();
         bool copy = act && pend && dist != 0u;
-        copy_matches(lane_ballot(copy), pend_dest, pend_len, dist);
+        copy_round(copy, pend_dest, pend_len, dist);
         if (act && pend) pend = false;
         if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
         if (E < 32u) {
@@ -499,7 +520,7 @@ uint huffman_block() {
             refill(LANE < E);
             e = group_error();
             if (e != 0u) return e;
-            copy_matches(lane_ballot(fin), pend_dest, pend_len, d2);
+            copy_round(fin, pend_dest, pend_len, d2);
             return 0u;
         }
     }
