@@ -14,7 +14,7 @@ BUILD := .build
 # the shaders, Mesa lavapipe as the CPU Vulkan driver CI tests on, clang for libFuzzer, systemd
 # for `systemd-analyze verify`, valgrind for the native memcheck run.
 APT_PACKAGES := build-essential pkg-config liburing-dev fio glslang-tools spirv-tools \
-	mesa-vulkan-drivers libvulkan1 vulkan-tools clang libclang-rt-14-dev systemd valgrind
+	mesa-vulkan-drivers libvulkan1 vulkan-tools vulkan-validationlayers clang libclang-rt-14-dev systemd valgrind
 
 .PHONY: all deps build run test test-python test-native bench clean
 

@@ -1,0 +1,657 @@
+"""GDeflate batch decoding on a Vulkan device with the shaders of shaders/.
+
+One `GpuDecoder` owns a pipeline, one descriptor set, one command buffer, one fence, a query
+pool for timestamps and a pool of buffers that only ever grows (so a steady stream of batches
+allocates nothing). A batch is: copy every compressed stream into the staging buffer, record
+fill(control) -> upload -> dispatch -> readback, submit, wait on the fence, read each stream's
+status word. A stream whose data is bad gets a `GpuDecodeError` in its slot; the others are
+unaffected.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from . import spirv
+from .container import TILE_BYTES, StreamPlan, plan_stream
+from .device import Buffer, VulkanDevice
+from .errors import GpuDecodeError, GpuError, GpuUnavailable
+
+ENV_SHADER = "DSD_GPU_SHADER"  # wave32 | shared | auto (default): which shader variant
+DEFAULT_STEP_BUDGET = 1 << 19
+WAVE32_TILES_PER_GROUP = 4
+STREAM_RECORD = struct.Struct("<8I")
+FENCE_TIMEOUT_NS = 120 * 10**9
+
+Item = tuple  # (compressed bytes-like, uncompressed size or None)
+
+
+@dataclass(frozen=True)
+class BatchStatistics:
+    """Figures of the last batch: GPU time of the decode dispatch, the whole submit, bytes."""
+
+    streams: int
+    tiles: int
+    compressed_bytes: int
+    decoded_bytes: int
+    dispatch_seconds: float | None
+    submit_seconds: float
+    host_seconds: float
+
+
+@dataclass(frozen=True)
+class DecoderStatistics:
+    batches: int
+    streams: int
+    decoded_bytes: int
+    errors: int
+    shader: str
+    device: str
+    last_batch: BatchStatistics | None
+
+
+@dataclass
+class DeviceBatch:
+    """Decoded streams left in a device-local buffer: stream i is bytes
+    [offsets[i], offsets[i] + sizes[i]) of `buffer`, or results[i] is its error."""
+
+    buffer: Buffer
+    offsets: list[int]
+    sizes: list[int]
+    results: list[GpuDecodeError | None]
+    _decoder: "GpuDecoder"
+
+    def read(self, i: int) -> bytes:
+        """Copies stream i back to the host (tests, debugging)."""
+        return self._decoder._read_device(self.buffer, self.offsets[i], self.sizes[i])
+
+    def export_fd(self) -> int:
+        return self._decoder.device.export_fd(self.buffer)
+
+    def release(self) -> None:
+        if self.buffer is not None:
+            self._decoder.device.destroy_buffer(self.buffer)
+            self.buffer = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "DeviceBatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+class GpuDecoder:
+    """Batched GDeflate decode on one Vulkan device."""
+
+    def __init__(self, device: VulkanDevice | None = None, *, shader: str | None = None,
+                 step_budget: int = DEFAULT_STEP_BUDGET, cache_dir: str | None = None) -> None:
+        self._own_device = device is None
+        self.device = device or VulkanDevice()
+        self.vk = self.device.vk
+        self.step_budget = step_budget
+        self._lock = threading.Lock()
+        self._buffers: dict[str, Buffer] = {}
+        self._bound: tuple | None = None
+        self._batches = self._streams = self._decoded = self._errors = 0
+        self._last: BatchStatistics | None = None
+        self.closed = False
+        try:
+            self._choose_shader(shader or os.environ.get(ENV_SHADER, "auto"))
+            self._make_pipeline(cache_dir)
+            self._make_commands()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _choose_shader(self, wanted: str) -> None:
+        d = self.device
+        vk = self.vk
+        need = vk.VK_SUBGROUP_FEATURE_BALLOT_BIT | vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT | vk.VK_SUBGROUP_FEATURE_SHUFFLE_BIT
+        lo, hi = d.subgroup_range
+        can32 = d.subgroup_ops & need == need and (d.subgroup_size == 32 or (d.size_control and lo <= 32 <= hi))
+        if wanted not in ("auto", "wave32", "shared"):
+            raise GpuUnavailable(f"{ENV_SHADER}={wanted!r}: expected wave32, shared or auto")
+        if wanted == "wave32" and not can32:
+            raise GpuUnavailable(f"{ENV_SHADER}=wave32 but the device cannot run 32-wide subgroups (size {d.subgroup_size})")
+        self.shader = "wave32" if (wanted == "wave32" or (wanted == "auto" and can32)) else "shared"
+        self.shader_reason = (
+            f"{ENV_SHADER}={wanted}" if wanted != "auto"
+            else ("subgroup size 32 available" if can32 else f"subgroup size {d.subgroup_size}: shared-memory lanes")
+        )
+        self._require32 = self.shader == "wave32" and d.subgroup_size != 32
+        self.tiles_per_group = WAVE32_TILES_PER_GROUP if self.shader == "wave32" else 1
+        self.spv_name = "gdeflate_wave32" if self.shader == "wave32" else "gdeflate_lanes_shared"
+        # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
+        override = os.environ.get("DSD_GPU_SPV")
+        if override and self.shader == "wave32":
+            name, _, per = override.partition(":")
+            self.spv_name, self.tiles_per_group = name, int(per or WAVE32_TILES_PER_GROUP)
+        # Persistent groups pulling tiles from an atomic counter (format doc §4); off with
+        # DSD_GPU_PERSISTENT=0, and off on CPU drivers, where one workgroup per tile is as good.
+        env = os.environ.get("DSD_GPU_PERSISTENT")
+        self.persistent = env != "0" if env is not None else d.info.kind != "cpu"
+
+    def _cache_path(self, cache_dir: str | None) -> str:
+        base = cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dsd")
+        info = self.device.info
+        return os.path.join(base, f"pipeline-{info.vendor_id:04x}-{info.driver_version:08x}-{self.spv_name}.bin")
+
+    def _make_pipeline(self, cache_dir: str | None) -> None:
+        vk, dev = self.vk, self.device.device
+        code = spirv.load_spirv(self.spv_name)
+        smci = vk.VkShaderModuleCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, codeSize=len(code), pCode=code
+        )
+        self._module = vk.vkCreateShaderModule(dev, smci, None)
+        bindings = [
+            vk.VkDescriptorSetLayoutBinding(
+                binding=i, descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount=1,
+                stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT,
+            )
+            for i in range(4)
+        ]
+        dslci = vk.VkDescriptorSetLayoutCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, bindingCount=4, pBindings=bindings
+        )
+        self._set_layout = vk.vkCreateDescriptorSetLayout(dev, dslci, None)
+        pcr = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0, size=16)
+        plci = vk.VkPipelineLayoutCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, setLayoutCount=1, pSetLayouts=[self._set_layout],
+            pushConstantRangeCount=1, pPushConstantRanges=[pcr],
+        )
+        self._layout = vk.vkCreatePipelineLayout(dev, plci, None)
+
+        self._cache_file = self._cache_path(cache_dir)
+        initial = b""
+        try:
+            with open(self._cache_file, "rb") as f:
+                initial = f.read()
+        except OSError:
+            pass
+        init_buf = vk.ffi.from_buffer(initial) if initial else vk.ffi.NULL
+        pcci = vk.VkPipelineCacheCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, initialDataSize=len(initial), pInitialData=init_buf
+        )
+        self._cache = vk.vkCreatePipelineCache(dev, pcci, None)
+        self.pipeline_cache_loaded = bool(initial)
+
+        req = None
+        flags = 0
+        if self._require32:
+            req = vk.VkPipelineShaderStageRequiredSubgroupSizeCreateInfo(
+                sType=vk.VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
+                requiredSubgroupSize=32,
+            )
+        if self.shader == "wave32" and self.device.full_subgroups:
+            flags |= 0x2  # VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT
+        stage = vk.VkPipelineShaderStageCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, pNext=req, flags=flags,
+            stage=vk.VK_SHADER_STAGE_COMPUTE_BIT, module=self._module, pName="main",
+        )
+        cpci = vk.VkComputePipelineCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, stage=stage, layout=self._layout,
+            basePipelineIndex=-1,
+        )
+        self._pipeline = vk.vkCreateComputePipelines(dev, self._cache, 1, [cpci], None)[0]
+        self._save_cache()
+
+    def _save_cache(self) -> None:
+        vk, dev = self.vk, self.device.device
+        size = vk.ffi.new("size_t*")
+        if vk.lib.vkGetPipelineCacheData(dev, self._cache, size, vk.ffi.NULL) != vk.VK_SUCCESS or not size[0]:
+            return
+        data = vk.ffi.new("char[]", size[0])
+        if vk.lib.vkGetPipelineCacheData(dev, self._cache, size, data) != vk.VK_SUCCESS:
+            return
+        try:
+            os.makedirs(os.path.dirname(self._cache_file), exist_ok=True)
+            tmp = self._cache_file + f".{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(vk.ffi.buffer(data, size[0]))
+            os.replace(tmp, self._cache_file)
+        except OSError:
+            pass  # a cache we cannot write only costs compile time next start
+
+    def _make_commands(self) -> None:
+        vk, dev = self.vk, self.device.device
+        sizes = [vk.VkDescriptorPoolSize(type=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount=4)]
+        dpci = vk.VkDescriptorPoolCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, maxSets=1, poolSizeCount=1, pPoolSizes=sizes
+        )
+        self._dpool = vk.vkCreateDescriptorPool(dev, dpci, None)
+        dsai = vk.VkDescriptorSetAllocateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, descriptorPool=self._dpool,
+            descriptorSetCount=1, pSetLayouts=[self._set_layout],
+        )
+        self._set = vk.vkAllocateDescriptorSets(dev, dsai)[0]
+        cpci = vk.VkCommandPoolCreateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+            flags=vk.VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+            queueFamilyIndex=self.device.compute_family,
+        )
+        self._cpool = vk.vkCreateCommandPool(dev, cpci, None)
+        cbai = vk.VkCommandBufferAllocateInfo(
+            sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, commandPool=self._cpool,
+            level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY, commandBufferCount=1,
+        )
+        self._cmd = vk.vkAllocateCommandBuffers(dev, cbai)[0]
+        self._fence = vk.vkCreateFence(dev, vk.VkFenceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_FENCE_CREATE_INFO), None)
+        self._queries = None
+        if self.device.timestamps:
+            qpci = vk.VkQueryPoolCreateInfo(
+                sType=vk.VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, queryType=vk.VK_QUERY_TYPE_TIMESTAMP, queryCount=2
+            )
+            self._queries = vk.vkCreateQueryPool(dev, qpci, None)
+        self._push = vk.ffi.new("uint32_t[4]")
+        self._nv_cmd = None
+        self._recorded = None
+        self._submit_info = None
+        self._ts = vk.ffi.new("uint64_t[2]")
+
+    # -- buffer pool --------------------------------------------------------------------------
+    def _pool(self, role: str, size: int) -> Buffer:
+        """The pool's buffer for `role`, grown (to a power of two) when `size` does not fit."""
+        buf = self._buffers.get(role)
+        if buf is not None and buf.size >= size:
+            return buf
+        vk = self.vk
+        new_size = 1 << max(16, (max(size, 1) - 1).bit_length())
+        usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
+        host = role in ("in_stage", "out_stage", "streams", "control")
+        if buf is not None:
+            self.device.destroy_buffer(buf)
+            del self._buffers[role]
+        buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host,
+                                        readback=role in ("out_stage", "control"))
+        self._buffers[role] = buf
+        self._bound = None
+        return buf
+
+    # -- batches ------------------------------------------------------------------------------
+    def decode_batch(self, items: Sequence[Item]) -> list[bytes | GpuDecodeError]:
+        """Decodes each (compressed, uncompressed_size) pair; returns bytes or the request's error."""
+        out: list[bytes | GpuDecodeError] = []
+
+        def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
+            out.append(err if err is not None else bytes(mv) if mv is not None else b"")
+
+        self._run(items, sink=sink)
+        return out
+
+    def decode_batch_into(self, items: Sequence[Item], outputs: Sequence[memoryview | bytearray]) -> list[GpuDecodeError | None]:
+        """Decodes into caller-provided writable buffers (e.g. a client's shared memory region),
+        one per item, each at least the item's decoded size; returns None or the error per item."""
+        if len(outputs) != len(items):
+            raise ValueError("decode_batch_into needs one output buffer per item")
+        res: list[GpuDecodeError | None] = []
+
+        def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
+            if err is None and mv is not None:
+                dst = memoryview(outputs[i]).cast("B")
+                if len(dst) < len(mv):
+                    err = GpuDecodeError(0, detail=f"output buffer of {len(dst)} bytes for {len(mv)} decoded bytes")
+                else:
+                    dst[: len(mv)] = mv
+            res.append(err)
+
+        self._run(items, sink=sink)
+        return res
+
+    def decode_batch_device(self, items: Sequence[Item], *, exportable: bool = False) -> DeviceBatch:
+        """Decodes into a new device-local buffer that the caller owns (release() it), for GPU
+        destinations; with exportable=True its memory can be exported as an fd."""
+        results: list[GpuDecodeError | None] = []
+
+        def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
+            results.append(err)
+
+        batch = self._run(items, sink=sink, device_out=True, exportable=exportable)
+        return DeviceBatch(batch["buffer"], batch["offsets"], batch["sizes"], results, self)
+
+    def decode_batch_nv(self, items: Sequence[Item], *, resident: bool = False) -> list[GpuDecodeError | None]:
+        """Decodes with the driver's VK_NV_memory_decompression into the pool's device buffer
+        (benchmarks and cross-checks; read back with read_pool_output). The extension reports
+        no per-tile errors, so only the host-side container and tile-table checks apply: the
+        shader stays the path for data that is not trusted."""
+        if not self.device.nv_decompression:
+            raise GpuUnavailable("device lacks VK_NV_memory_decompression")
+        res: list[GpuDecodeError | None] = []
+        self._run(items, sink=lambda i, mv, err: res.append(err), device_out=False, resident=resident,
+                  method="nv", readback=False)
+        return res
+
+    def decode_batch_pool(self, items: Sequence[Item]) -> list[GpuDecodeError | None]:
+        """Decodes into the decoder's reusable device buffer (valid until the next batch; stream
+        i starts at the 256-byte aligned offset `pool_offsets(items)[i]`): a GPU destination
+        with no allocation per batch."""
+        res: list[GpuDecodeError | None] = []
+        self._run(items, sink=lambda i, mv, err: res.append(err), readback=False)
+        return res
+
+    def decode_batch_resident(self, items: Sequence[Item]) -> None:
+        """Decodes the batch that the previous call uploaded again, without copying the input
+        and without reading back: the decode-only figure of `dsd bench gpu`."""
+        self._run(items, sink=lambda i, mv, err: None, resident=True, readback=False)
+
+    def read_pool_output(self, offset: int, size: int) -> bytes:
+        return self._read_device(self._buffers["out_dev"], offset, size)
+
+    def _run(self, items: Sequence[Item], *, sink, device_out: bool = False, exportable: bool = False,
+             resident: bool = False, method: str = "shader", readback: bool = True) -> dict:
+        if self.closed:
+            raise GpuError("decoder is closed")
+        t0 = time.perf_counter()
+        views: list[memoryview] = []
+        plans: list[StreamPlan | GpuDecodeError] = []
+        for item in items:
+            data, size = item
+            mv = memoryview(data).cast("B")
+            views.append(mv)
+            try:
+                plans.append(plan_stream(mv, size))
+            except GpuDecodeError as exc:
+                plans.append(exc)
+        # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
+        in_offs, out_offs, records = [], [], []
+        in_pos = out_pos = tiles = 0
+        for mv, plan in zip(views, plans):
+            in_offs.append(in_pos)
+            out_offs.append(out_pos)
+            if isinstance(plan, StreamPlan) and plan.num_tiles:
+                records.append((len(in_offs) - 1, in_pos, len(mv), out_pos, plan, tiles))
+                tiles += plan.num_tiles
+                in_pos = _align(in_pos + len(mv), 4)
+                out_pos = _align(out_pos + plan.out_len, 256)
+        if out_pos >= 1 << 32 or in_pos >= 1 << 32:
+            raise GpuError("batch larger than 4 GiB: split it")
+        if method == "nv":
+            records = self._check_tiles_on_host(views, records, plans)
+        with self._lock:
+            stats = self._submit(views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method,
+                                 readback)
+            statuses = stats.pop("statuses")
+            out_buf = stats["out_host"]
+            errors = 0
+            for i, plan in enumerate(plans):
+                if isinstance(plan, GpuDecodeError):
+                    sink(i, None, plan)
+                    errors += 1
+                    continue
+                st = statuses.get(i, 0)
+                if st:
+                    sink(i, None, GpuDecodeError(st & 0xFFFF, st >> 16))
+                    errors += 1
+                elif plan.out_len == 0 or device_out or not readback:
+                    sink(i, None, None)
+                else:
+                    sink(i, out_buf.mapping[out_offs[i]: out_offs[i] + plan.out_len], None)
+            decoded = sum(p.out_len for p in plans if isinstance(p, StreamPlan))
+            self._batches += 1
+            self._streams += len(plans)
+            self._decoded += decoded
+            self._errors += errors
+            self._last = BatchStatistics(len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
+                                         time.perf_counter() - t0)
+        return {
+            "buffer": stats.get("device_buffer"),
+            "offsets": out_offs,
+            "sizes": [p.out_len if isinstance(p, StreamPlan) else 0 for p in plans],
+        }
+
+    def _check_tiles_on_host(self, views, records, plans) -> list:
+        """For the NV path, which trusts its regions: every tile inside its stream, in order."""
+        kept = []
+        for rec in records:
+            idx, _in_off, ln, _out_off, plan, _base = rec
+            n = plan.num_tiles
+            table = struct.unpack_from(f"<{n}I", views[idx], 8)
+            data = 8 + 4 * n
+            offs = [0] + list(table[1:]) + [(table[-1] if n > 1 else 0) + table[0]]
+            if any(b < a for a, b in zip(offs, offs[1:])) or data + offs[-1] > ln:
+                plans[idx] = GpuDecodeError(2)
+                continue
+            kept.append(rec + (offs,))
+        return kept
+
+    def _submit(self, views, records, in_size, out_size, tiles, device_out, exportable, resident,
+                method="shader", readback=True) -> dict:
+        vk, dev = self.vk, self.device.device
+        n = len(records)
+        result: dict = {"statuses": {}, "dispatch": None, "submit": 0.0, "out_host": None}
+        if tiles == 0:
+            return result
+        ins = self._pool("in_stage", in_size) if not resident else self._buffers["in_stage"]
+        in_dev = ins
+        if not ins.device_local:
+            in_dev = self._pool("in_dev", in_size)
+        if device_out:
+            out_dev = self.device.create_buffer(
+                out_size,
+                vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                host_visible=False, device_local=True, exportable=exportable,
+            )
+            result["device_buffer"] = out_dev
+        else:
+            out_dev = self._pool("out_dev", out_size)
+        out_host = None
+        if not device_out and readback:
+            out_host = out_dev if out_dev.host_visible else self._pool("out_stage", out_size)
+            result["out_host"] = out_host
+        sbuf = self._pool("streams", n * STREAM_RECORD.size)
+        ctl = self._pool("control", 16 + 4 * n)
+
+        if not resident:
+            m = ins.mapping
+            for rec in records:
+                m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
+        sm = sbuf.mapping
+        for k, rec in enumerate(records):
+            _idx, in_off, ln, out_off, plan, base = rec[:6]
+            STREAM_RECORD.pack_into(sm, k * STREAM_RECORD.size, in_off, ln, out_off, plan.out_len, plan.num_tiles,
+                                    base, plan.last_size, 0)
+
+        bound = (in_dev.handle, out_dev.handle, sbuf.handle, ctl.handle)
+        if self._bound != bound:
+            infos = [vk.VkDescriptorBufferInfo(buffer=b, offset=0, range=0xFFFFFFFFFFFFFFFF) for b in bound]
+            writes = [
+                vk.VkWriteDescriptorSet(
+                    sType=vk.VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, dstSet=self._set, dstBinding=i, descriptorCount=1,
+                    descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, pBufferInfo=[infos[i]],
+                )
+                for i in range(4)
+            ]
+            vk.vkUpdateDescriptorSets(dev, 4, writes, 0, None)
+            self._bound = bound
+
+        cmd = self._cmd
+        # A batch with the same shape as the last one resubmits the recorded command buffer.
+        key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
+        if method == "shader" and key == self._recorded:
+            t = time.perf_counter()
+            self._submit_and_wait(cmd)
+            result["submit"] = time.perf_counter() - t
+            return self._finish(result, records, ctl, n, method)
+        self._recorded = None
+        vk.vkResetCommandBuffer(cmd, 0)
+        begin = vk.VkCommandBufferBeginInfo(sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=0)
+        vk.vkBeginCommandBuffer(cmd, begin)
+        vk.vkCmdFillBuffer(cmd, ctl.handle, 0, _align(16 + 4 * n, 4), 0)
+        if in_dev is not ins and not resident:
+            region = vk.VkBufferCopy(srcOffset=0, dstOffset=0, size=in_size)
+            vk.vkCmdCopyBuffer(cmd, ins.handle, in_dev.handle, 1, [region])
+        to_compute = vk.VkMemoryBarrier(
+            sType=vk.VK_STRUCTURE_TYPE_MEMORY_BARRIER, srcAccessMask=vk.VK_ACCESS_TRANSFER_WRITE_BIT | vk.VK_ACCESS_HOST_WRITE_BIT,
+            dstAccessMask=vk.VK_ACCESS_SHADER_READ_BIT | vk.VK_ACCESS_SHADER_WRITE_BIT,
+        )
+        # ALL_COMMANDS rather than COMPUTE_SHADER: the NV path's decompression is its own stage.
+        vk.vkCmdPipelineBarrier(cmd, vk.VK_PIPELINE_STAGE_TRANSFER_BIT | vk.VK_PIPELINE_STAGE_HOST_BIT,
+                                vk.VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, [to_compute], 0, None, 0, None)
+        if self._queries is not None:
+            vk.vkCmdResetQueryPool(cmd, self._queries, 0, 2)
+            vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, self._queries, 0)
+        if method == "nv":
+            self._record_nv(cmd, records, in_dev, out_dev, tiles)
+        else:
+            self._record_shader(cmd, tiles, n)
+        if self._queries is not None:
+            vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, self._queries, 1)
+        after = vk.VkMemoryBarrier(
+            sType=vk.VK_STRUCTURE_TYPE_MEMORY_BARRIER, srcAccessMask=vk.VK_ACCESS_SHADER_WRITE_BIT | vk.VK_ACCESS_MEMORY_WRITE_BIT,
+            dstAccessMask=vk.VK_ACCESS_TRANSFER_READ_BIT | vk.VK_ACCESS_HOST_READ_BIT,
+        )
+        vk.vkCmdPipelineBarrier(cmd, vk.VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                                vk.VK_PIPELINE_STAGE_TRANSFER_BIT | vk.VK_PIPELINE_STAGE_HOST_BIT, 0, 1, [after], 0, None, 0, None)
+        if out_host is not None and out_host is not out_dev:
+            region = vk.VkBufferCopy(srcOffset=0, dstOffset=0, size=out_size)
+            vk.vkCmdCopyBuffer(cmd, out_dev.handle, out_host.handle, 1, [region])
+            to_host = vk.VkMemoryBarrier(
+                sType=vk.VK_STRUCTURE_TYPE_MEMORY_BARRIER, srcAccessMask=vk.VK_ACCESS_TRANSFER_WRITE_BIT,
+                dstAccessMask=vk.VK_ACCESS_HOST_READ_BIT,
+            )
+            vk.vkCmdPipelineBarrier(cmd, vk.VK_PIPELINE_STAGE_TRANSFER_BIT, vk.VK_PIPELINE_STAGE_HOST_BIT, 0, 1, [to_host],
+                                    0, None, 0, None)
+        vk.vkEndCommandBuffer(cmd)
+        self._recorded = key if not device_out else None
+        t = time.perf_counter()
+        self._submit_and_wait(cmd)
+        result["submit"] = time.perf_counter() - t
+        return self._finish(result, records, ctl, n, method)
+
+    def _finish(self, result, records, ctl, n, method) -> dict:
+        vk, dev = self.vk, self.device.device
+        if self._queries is not None:
+            vk.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
+                                     vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
+            result["dispatch"] = (self._ts[1] - self._ts[0]) * self.device.timestamp_period * 1e-9
+        cm = ctl.mapping
+        words = cm[16: 16 + 4 * n].cast("I")
+        statuses = {}
+        if method == "shader":
+            for k, rec in enumerate(records):
+                if words[k]:
+                    statuses[rec[0]] = words[k]
+        words.release()
+        result["statuses"] = statuses
+        return result
+
+    def _record_shader(self, cmd, tiles: int, n: int) -> None:
+        vk = self.vk
+        vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._pipeline)
+        vk.vkCmdBindDescriptorSets(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._layout, 0, 1, [self._set], 0, None)
+        self._push[0] = tiles
+        self._push[1] = n
+        self._push[2] = self.step_budget
+        need = -(-tiles // self.tiles_per_group)
+        if self.persistent:
+            gx, gy = min(need, self.max_groups()), 1
+        else:
+            gx = min(need, 65535)
+            gy = -(-need // gx)
+        self._push[3] = 1 if self.persistent else 0
+        vk.vkCmdPushConstants(cmd, self._layout, vk.VK_SHADER_STAGE_COMPUTE_BIT, 0, 16, self._push)
+        vk.vkCmdDispatch(cmd, gx, gy, 1)
+
+    def _record_nv(self, cmd, records, in_dev: Buffer, out_dev: Buffer, tiles: int) -> None:
+        vk = self.vk
+        if self._nv_cmd is None:
+            self._nv_cmd = vk.vkGetDeviceProcAddr(self.device.device, "vkCmdDecompressMemoryNV")
+        regions = vk.ffi.new("VkDecompressMemoryRegionNV[]", max(tiles, 1))
+        k = 0
+        method = vk.VK_MEMORY_DECOMPRESSION_METHOD_GDEFLATE_1_0_BIT_NV
+        for _idx, in_off, _ln, out_off, plan, _base, offs in records:
+            data = in_dev.address + in_off + 8 + 4 * plan.num_tiles
+            for t in range(plan.num_tiles):
+                r = regions[k]
+                r.srcAddress = data + offs[t]
+                r.dstAddress = out_dev.address + out_off + t * TILE_BYTES
+                r.compressedSize = offs[t + 1] - offs[t]
+                r.decompressedSize = TILE_BYTES if t + 1 < plan.num_tiles else plan.last_size
+                r.decompressionMethod = method
+                k += 1
+        self._nv_cmd(cmd, k, regions)
+
+    def _submit_and_wait(self, cmd) -> None:
+        vk, dev = self.vk, self.device.device
+        if self._submit_info is None:  # built once: the command buffer never changes
+            self._submit_info = [vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1,
+                                                 pCommandBuffers=[cmd])]
+        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence)
+        try:
+            vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, FENCE_TIMEOUT_NS)
+        except vk.VkTimeout as exc:
+            raise GpuError("GPU decode did not finish within its time limit") from exc
+        finally:
+            vk.vkResetFences(dev, 1, [self._fence])
+
+    def max_groups(self) -> int:
+        # Persistent groups pull tiles from the counter; enough to fill any current GPU.
+        if self.device.info.kind == "cpu":
+            return max(4 * (os.cpu_count() or 1), 8)
+        return 4096
+
+    def _read_device(self, buf: Buffer, offset: int, size: int) -> bytes:
+        vk = self.vk
+        if size == 0:
+            return b""
+        with self._lock:
+            stage = self._pool("out_stage", size)
+            cmd = self._cmd
+            self._recorded = None
+            vk.vkResetCommandBuffer(cmd, 0)
+            begin = vk.VkCommandBufferBeginInfo(
+                sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=vk.VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT
+            )
+            vk.vkBeginCommandBuffer(cmd, begin)
+            region = vk.VkBufferCopy(srcOffset=offset, dstOffset=0, size=size)
+            vk.vkCmdCopyBuffer(cmd, buf.handle, stage.handle, 1, [region])
+            vk.vkEndCommandBuffer(cmd)
+            self._submit_and_wait(cmd)
+            return bytes(stage.mapping[:size])
+
+    # -- state --------------------------------------------------------------------------------
+    def statistics(self) -> DecoderStatistics:
+        return DecoderStatistics(self._batches, self._streams, self._decoded, self._errors, self.shader,
+                                 self.device.info.name, self._last)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        vk = self.vk
+        dev = getattr(self.device, "device", None)
+        if dev is not None:
+            vk.vkDeviceWaitIdle(dev)
+            for buf in self._buffers.values():
+                self.device.destroy_buffer(buf)
+            self._buffers.clear()
+            for attr, fn in (("_queries", vk.vkDestroyQueryPool), ("_fence", vk.vkDestroyFence),
+                             ("_cpool", vk.vkDestroyCommandPool), ("_dpool", vk.vkDestroyDescriptorPool),
+                             ("_pipeline", vk.vkDestroyPipeline), ("_cache", vk.vkDestroyPipelineCache),
+                             ("_layout", vk.vkDestroyPipelineLayout), ("_set_layout", vk.vkDestroyDescriptorSetLayout),
+                             ("_module", vk.vkDestroyShaderModule)):
+                h = getattr(self, attr, None)
+                if h is not None:
+                    fn(dev, h, None)
+                    setattr(self, attr, None)
+        if self._own_device:
+            self.device.close()
+
+    def __enter__(self) -> "GpuDecoder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_items(datas: Iterable[bytes]) -> list[Item]:
+    return [(d, None) for d in datas]

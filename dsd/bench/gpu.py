@@ -1,0 +1,453 @@
+"""``dsd bench gpu [--json]``: GDeflate decompression on the Vulkan GPU against the CPU.
+
+Data: a game-like mix (English-like text, structured binary records, incompressible blocks
+standing in for compressed textures, a few runs of zeros) built deterministically, cut into
+requests of --request-kib and compressed with the dsd GDeflate codec (or taken from --data
+.gdef streams, replicated up to --mib). Contenders, all on the same streams in one run:
+
+- gpu-shader      our shader, decode only (input already in device memory, output stays there);
+                  GPU time from timestamp queries, and the wall time of submit -> fence
+- gpu-nv          the driver's VK_NV_memory_decompression, same conditions (where present)
+- gpu-file        end to end: the compressed file mapped, copied once into the staging
+                  buffer, uploaded, decoded into a device buffer
+- gpu-file-host   the same with the output copied back into host memory (a client's region)
+- cpu-codec       the dsd CPU codec on every core (when dsd.codec is built)
+- zlib-64k        zlib on one core over the same data cut in 64 KiB chunks (always there)
+- nvcomp          NVIDIA nvCOMP's batched GDeflate decoder on the same tiles (when its wheel
+                  and CuPy are importable); also checks that nvCOMP reads our tiles
+- dispatch        the host cost of one tiny batch (record/submit/wait), against the 50 µs goal
+
+Every GPU output is checked against the CPU's (or nvCOMP's) by SHA-256 before it is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import mmap
+import os
+import random
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import zlib
+
+WORDS = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
+    "you were her she there been one all we their has would when texture mesh shader vertex index buffer level "
+    "actor spawn light shadow material normal tangent bone anim frame sound music quest dialog player enemy "
+    "health damage weapon armor item inventory map zone"
+).split()
+
+
+def _text_block(rng: random.Random, n: int) -> bytes:
+    words = rng.choices(WORDS, k=n // 5 + 8)
+    out = " ".join(words).encode()
+    return out[:n]
+
+
+def _record_block(rng: random.Random, n: int) -> bytes:
+    # Vertex-like records: slowly varying floats, ascending ids, small flags.
+    count = n // 32 + 1
+    base = [rng.uniform(-100, 100) for _ in range(3)]
+    parts = []
+    for i in range(count):
+        base = [b + rng.uniform(-0.5, 0.5) for b in base]
+        parts.append(struct.pack("<3f2H4Bf2I", *base, i & 0xFFFF, rng.randrange(4), 255, 128, rng.randrange(4), 0,
+                                 round(rng.random(), 2), i, 0))
+    return b"".join(parts)[:n]
+
+
+def game_like_corpus(size: int, seed: int = 2026) -> bytes:
+    """`size` bytes of a deterministic mix; blocks of 3..60 KiB so tiles differ."""
+    rng = random.Random(seed)
+    pool = []
+    for i in range(96):
+        n = rng.randrange(3 << 10, 60 << 10)
+        kind = i % 8
+        if kind in (0, 1, 2):
+            pool.append(_text_block(rng, n))
+        elif kind in (3, 4, 5):
+            pool.append(_record_block(rng, n))
+        elif kind == 6:
+            pool.append(rng.randbytes(n))
+        else:
+            pool.append(bytes(n // 8) + rng.randbytes(n - n // 8))
+    out = bytearray()
+    while len(out) < size:
+        blk = pool[rng.randrange(len(pool))]
+        key = rng.randrange(256)
+        # A different byte per copy keeps copies from being identical tiles.
+        out += bytes([key]) + blk
+    return bytes(out[:size])
+
+
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def _gbps(nbytes, seconds):
+    return None if not seconds else nbytes / seconds / 1e9
+
+
+def _encoder():
+    try:
+        from dsd.codec import gdeflate  # type: ignore[attr-defined]
+
+        return gdeflate
+    except ImportError:
+        return None
+
+
+def _build_streams(args) -> tuple[list[bytes], list[int], str]:
+    target = args.mib << 20
+    if args.data:
+        blobs = []
+        for path in args.data:
+            with open(path, "rb") as f:
+                blobs.append(f.read())
+        from dsd.daemon.gpu.container import plan_stream
+
+        sizes = [plan_stream(memoryview(b), None).out_len for b in blobs]
+        streams, out_sizes, total = [], [], 0
+        while total < target:
+            for b, s in zip(blobs, sizes):
+                streams.append(b)
+                out_sizes.append(s)
+                total += s
+        return streams, out_sizes, f"{len(args.data)} .gdef files replicated"
+    codec = _encoder()
+    if codec is None:
+        raise SystemExit("dsd bench gpu: no GDeflate encoder (dsd.codec is not built); pass --data FILE.gdef ...")
+    corpus = game_like_corpus(target)
+    req = args.request_kib << 10
+    streams, out_sizes = [], []
+    for off in range(0, len(corpus), req):
+        chunk = corpus[off: off + req]
+        streams.append(codec.compress(chunk, level=args.level, threads=0))
+        out_sizes.append(len(chunk))
+    return streams, out_sizes, f"game-like corpus, {args.request_kib} KiB requests, dsd GDeflate level {args.level}"
+
+
+def _time_gpu(dec, items, repeat, run):
+    gpu_t, wall_t = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run(items)
+        wall_t.append(time.perf_counter() - t)
+        st = dec.statistics().last_batch
+        if st.dispatch_seconds:
+            gpu_t.append(st.dispatch_seconds)
+    return _median(gpu_t), _median(wall_t)
+
+
+def _nvcomp_contender(streams, out_sizes, repeat, expect_sha):
+    """nvCOMP batched GDeflate over every tile of every stream, as raw chunks."""
+    try:
+        import ctypes
+
+        import cupy as cp  # type: ignore[import-not-found]
+        import nvidia.libnvcomp as libnvcomp  # type: ignore[import-not-found]
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available here"
+        return {"available": False, "why": f"nvCOMP/CuPy not importable: {exc}"}
+    root = os.path.dirname(libnvcomp.__file__)
+    lib = None
+    for cand in ("lib64/libnvcomp.so.6", "lib/libnvcomp.so.6", "lib64/libnvcomp.so", "lib/libnvcomp.so"):
+        p = os.path.join(root, cand)
+        if os.path.exists(p):
+            lib = ctypes.CDLL(p)
+            break
+    if lib is None:
+        return {"available": False, "why": f"libnvcomp.so not found under {root}"}
+
+    class Opts(ctypes.Structure):
+        _fields_ = [("backend", ctypes.c_int), ("reserved", ctypes.c_char * 60)]
+
+    chunks, sizes = [], []
+    for s, total in zip(streams, out_sizes):
+        n = s[2] | s[3] << 8
+        table = struct.unpack_from(f"<{n}I", s, 8)
+        offs = [0] + list(table[1:]) + [(table[-1] if n > 1 else 0) + table[0]]
+        data = 8 + 4 * n
+        for t in range(n):
+            chunks.append(s[data + offs[t]: data + offs[t + 1]])
+            sizes.append(65536 if t + 1 < n else total - 65536 * (n - 1))
+    # Pack chunks 16-byte aligned into one device buffer.
+    pos, offsets = 0, []
+    for c in chunks:
+        offsets.append(pos)
+        pos += (len(c) + 15) & ~15
+    host = bytearray(pos)
+    for o, c in zip(offsets, chunks):
+        host[o: o + len(c)] = c
+    n = len(chunks)
+    d_in = cp.asarray(memoryview(host).cast("B"), dtype=cp.uint8)
+    out_offsets = [i * 65536 for i in range(n)]
+    d_out = cp.empty(n * 65536, dtype=cp.uint8)
+    in_ptrs = cp.asarray([d_in.data.ptr + o for o in offsets], dtype=cp.uint64)
+    out_ptrs = cp.asarray([d_out.data.ptr + o for o in out_offsets], dtype=cp.uint64)
+    in_bytes = cp.asarray([len(c) for c in chunks], dtype=cp.uint64)
+    out_cap = cp.asarray(sizes, dtype=cp.uint64)
+    out_act = cp.empty(n, dtype=cp.uint64)
+    statuses = cp.empty(n, dtype=cp.int32)
+    opts = Opts(0)
+    temp = ctypes.c_size_t(0)
+    lib.nvcompBatchedGdeflateDecompressGetTempSize.argtypes = [ctypes.c_size_t, ctypes.c_size_t, Opts,
+                                                               ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t,
+                                                               ctypes.c_void_p]
+    rc = lib.nvcompBatchedGdeflateDecompressGetTempSize(n, 65536, opts, ctypes.byref(temp), sum(sizes), None)
+    if rc != 0:
+        return {"available": False, "why": f"nvcompBatchedGdeflateDecompressGetTempSize -> {rc}"}
+    d_temp = cp.empty(max(temp.value, 1), dtype=cp.uint8)
+    fn = lib.nvcompBatchedGdeflateDecompressAsync
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, Opts,
+                                           ctypes.c_void_p, ctypes.c_void_p]
+    stream = cp.cuda.Stream(non_blocking=True)
+
+    def launch():
+        return fn(in_ptrs.data.ptr, in_bytes.data.ptr, out_cap.data.ptr, out_act.data.ptr, n, d_temp.data.ptr,
+                  temp.value, out_ptrs.data.ptr, opts, statuses.data.ptr, stream.ptr)
+
+    with stream:
+        rc = launch()
+        stream.synchronize()
+    if rc != 0:
+        return {"available": False, "why": f"nvcompBatchedGdeflateDecompressAsync -> {rc}"}
+    bad = int((statuses != 0).sum())
+    # Reassemble per stream to compare with the CPU/GPU output.
+    h = hashlib.sha256()
+    host_out = cp.asnumpy(d_out)
+    k = 0
+    for total in out_sizes:
+        ntiles = -(-total // 65536)
+        for t in range(ntiles):
+            h.update(memoryview(host_out[(k + t) * 65536: (k + t) * 65536 + sizes[k + t]]))
+        k += ntiles
+    same = h.hexdigest() == expect_sha
+    times = []
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    with stream:
+        for _ in range(repeat):
+            start.record(stream)
+            launch()
+            end.record(stream)
+            end.synchronize()
+            times.append(cp.cuda.get_elapsed_time(start, end) / 1e3)
+    return {"available": True, "chunks": n, "failed_chunks": bad, "output_matches": same,
+            "seconds": _median(times), "gbps": _gbps(sum(sizes), _median(times))}
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsd.daemon.gpu import GpuDecoder, GpuError
+
+    report: dict = {"case": "gpu", "contenders": {}}
+    t0 = time.perf_counter()
+    streams, out_sizes, source = _build_streams(args)
+    total_out = sum(out_sizes)
+    total_in = sum(len(s) for s in streams)
+    report["data"] = {"source": source, "requests": len(streams), "decoded_bytes": total_out,
+                      "compressed_bytes": total_in, "ratio": round(total_out / total_in, 3),
+                      "prepare_seconds": round(time.perf_counter() - t0, 2)}
+    items = list(zip(streams, out_sizes))
+    C = report["contenders"]
+
+    # CPU reference output (also the CPU contender) and its hash.
+    codec = _encoder()
+    expect = None
+    if codec is not None:
+        times = []
+        for _ in range(max(1, args.repeat // 2)):
+            h = hashlib.sha256()
+            t = time.perf_counter()
+            outs = [codec.decompress(s, threads=0) for s in streams]
+            times.append(time.perf_counter() - t)
+            for o in outs:
+                h.update(o)
+            del outs
+        expect = h.hexdigest()
+        C["cpu-codec"] = {"available": True, "threads": os.cpu_count(), "seconds": _median(times),
+                          "gbps": _gbps(total_out, _median(times))}
+    else:
+        C["cpu-codec"] = {"available": False, "why": "dsd.codec (CPU GDeflate) not built on this branch"}
+
+    # zlib baseline: one core, 64 KiB chunks of up to 64 MiB of the same decoded bytes.
+    try:
+        dec = GpuDecoder()
+    except GpuError as exc:
+        report["error"] = f"no Vulkan GPU: {exc}"
+        _emit(report, args)
+        return 1
+    try:
+        report["device"] = {"name": dec.device.info.name, "kind": dec.device.info.kind, "shader": dec.shader,
+                            "subgroup_size": dec.device.info.subgroup_size, "persistent": dec.persistent,
+                            "nv_memory_decompression": dec.device.info.nv_memory_decompression}
+        res = dec.decode_batch_pool(items)
+        errors = [r for r in res if r is not None]
+        if errors:
+            report["error"] = f"{len(errors)} requests failed on the GPU: {errors[0]}"
+            _emit(report, args)
+            return 1
+        h = hashlib.sha256()
+        offs = _pool_offsets(out_sizes)
+        step = 64 << 20
+        for o, s in zip(offs, out_sizes):
+            for a in range(0, s, step):
+                h.update(dec.read_pool_output(o + a, min(step, s - a)))
+        gpu_sha = h.hexdigest()
+        if expect is None:
+            expect = gpu_sha
+        sample = b"".join(_read_all(dec, offs, out_sizes, 64 << 20))
+        C["zlib-64k"] = _zlib_baseline(sample, args.repeat)
+        gpu_t, wall_t = _time_gpu(dec, items, args.repeat, dec.decode_batch_resident)
+        C["gpu-shader"] = {"output_matches": gpu_sha == expect, "gpu_seconds": gpu_t, "gbps": _gbps(total_out, gpu_t),
+                           "wall_seconds": wall_t, "wall_gbps": _gbps(total_out, wall_t)}
+        if dec.device.info.nv_memory_decompression:
+            try:
+                dec.decode_batch_nv(items)
+                h = hashlib.sha256()
+                for chunk in _read_all(dec, offs, out_sizes, None):
+                    h.update(chunk)
+                nv_ok = h.hexdigest() == expect
+                gpu_t, wall_t = _time_gpu(dec, items, args.repeat, lambda it: dec.decode_batch_nv(it, resident=True))
+                C["gpu-nv"] = {"output_matches": nv_ok, "gpu_seconds": gpu_t, "gbps": _gbps(total_out, gpu_t),
+                               "wall_seconds": wall_t, "wall_gbps": _gbps(total_out, wall_t)}
+            except Exception as exc:  # noqa: BLE001 - report the driver path's failure, keep the rest
+                C["gpu-nv"] = {"available": False, "why": f"{type(exc).__name__}: {exc}"}
+        else:
+            C["gpu-nv"] = {"available": False, "why": "driver lacks VK_NV_memory_decompression"}
+
+        # End to end from a file: one mapped file, copied once into staging, decoded on the GPU.
+        with tempfile.NamedTemporaryFile(dir=args.dir, prefix="dsd-bench-gpu-", suffix=".gdef") as f:
+            for s in streams:
+                f.write(s)
+            f.flush()
+            with open(f.name, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                file_items, pos = [], 0
+                for s, size in zip(streams, out_sizes):
+                    file_items.append((view[pos: pos + len(s)], size))
+                    pos += len(s)
+                walls = []
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
+                    dec.decode_batch_pool(file_items)
+                    walls.append(time.perf_counter() - t)
+                C["gpu-file"] = {"wall_seconds": _median(walls), "gbps": _gbps(total_out, _median(walls)),
+                                 "page_cache": "warm"}
+                host = bytearray(total_out)
+                hv = memoryview(host)
+                outs, pos = [], 0
+                for size in out_sizes:
+                    outs.append(hv[pos: pos + size])
+                    pos += size
+                walls = []
+                for _ in range(max(1, args.repeat // 2)):
+                    t = time.perf_counter()
+                    errs = dec.decode_batch_into(file_items, outs)
+                    walls.append(time.perf_counter() - t)
+                host_ok = not any(errs) and hashlib.sha256(host).hexdigest() == expect
+                C["gpu-file-host"] = {"output_matches": host_ok, "wall_seconds": _median(walls),
+                                      "gbps": _gbps(total_out, _median(walls))}
+                del outs, hv, file_items, view
+        # Dispatch overhead: a 1-tile batch, its command buffer reused as the daemon's would be.
+        tiny = [(streams[0], out_sizes[0])] if out_sizes[0] <= 65536 else [(_one_tile_stream(), 1)]
+        host_t, gpu_t = [], []
+        for _ in range(50):
+            dec.decode_batch_pool(tiny)
+            st = dec.statistics().last_batch
+            host_t.append(st.host_seconds)
+            if st.dispatch_seconds:
+                gpu_t.append(st.dispatch_seconds)
+        C["dispatch"] = {"batch_host_us": round(_median(host_t) * 1e6, 1),
+                         "one_tile_gpu_us": round(_median(gpu_t) * 1e6, 1) if gpu_t else None,
+                         "goal_us": 50}
+    finally:
+        dec.close()
+    if not args.no_nvcomp:
+        C["nvcomp"] = _nvcomp_contender(streams, out_sizes, args.repeat, expect)
+    base = C.get("cpu-codec", {}).get("gbps") or C["zlib-64k"]["gbps"]
+    report["baseline"] = "cpu-codec" if C.get("cpu-codec", {}).get("gbps") else "zlib-64k"
+    for name, c in C.items():
+        if isinstance(c, dict) and c.get("gbps") and base:
+            c["vs_baseline"] = round(c["gbps"] / base, 2)
+    _emit(report, args)
+    return 0
+
+
+def _one_tile_stream() -> bytes:
+    tile = bytes.fromhex("73040000") + bytes(33 * 4)  # 'A', format doc §2.10
+    return bytes([4, 0xFB, 1, 0]) + struct.pack("<II", 1 | (1 << 2), len(tile)) + tile
+
+
+def _pool_offsets(out_sizes):
+    offs, pos = [], 0
+    for s in out_sizes:
+        offs.append(pos)
+        pos = (pos + s + 255) // 256 * 256
+    return offs
+
+
+def _read_all(dec, offs, sizes, limit):
+    got = 0
+    for o, s in zip(offs, sizes):
+        if limit is not None and got >= limit:
+            return
+        step = 64 << 20
+        for a in range(0, s, step):
+            yield dec.read_pool_output(o + a, min(step, s - a))
+        got += s
+
+
+def _zlib_baseline(sample: bytes, repeat: int) -> dict:
+    chunks = [zlib.compress(sample[i: i + 65536], 6) for i in range(0, len(sample), 65536)]
+    times = []
+    for _ in range(max(1, repeat // 2)):
+        t = time.perf_counter()
+        for c in chunks:
+            zlib.decompress(c)
+        times.append(time.perf_counter() - t)
+    return {"threads": 1, "sample_bytes": len(sample), "ratio": round(len(sample) / sum(map(len, chunks)), 3),
+            "seconds": _median(times), "gbps": _gbps(len(sample), _median(times))}
+
+
+def _emit(report: dict, args) -> None:
+    if args.json:
+        print(json.dumps(report, default=str))
+        return
+    d = report.get("data", {})
+    print(f"dsd bench gpu: {d.get('source')}: {d.get('requests')} requests, "
+          f"{(d.get('decoded_bytes') or 0) / 2**20:.0f} MiB decoded, ratio {d.get('ratio')}")
+    if "device" in report:
+        dv = report["device"]
+        print(f"device: {dv['name']} ({dv['kind']}), shader {dv['shader']}, subgroup {dv['subgroup_size']}")
+    if "error" in report:
+        print("error:", report["error"])
+    print(f"{'contender':<15} {'GB/s':>8} {'vs ' + str(report.get('baseline')):>14}  notes")
+    for name, c in report.get("contenders", {}).items():
+        if name == "dispatch":
+            continue
+        if c.get("available") is False:
+            print(f"{name:<15} {'-':>8} {'-':>14}  unavailable: {c.get('why')}")
+            continue
+        notes = {k: v for k, v in c.items() if k not in ("gbps", "vs_baseline")}
+        g = c.get("gbps")
+        print(f"{name:<15} {g if g is None else round(g, 2):>8} {c.get('vs_baseline', '-'):>14}  {notes}")
+    if "dispatch" in report.get("contenders", {}):
+        print("dispatch:", report["contenders"]["dispatch"])
+    sys.stdout.flush()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("gpu", help="GDeflate decode on the Vulkan GPU vs the CPU codec (and nvCOMP)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--mib", type=int, default=512, help="decoded MiB per batch (default 512)")
+    p.add_argument("--request-kib", type=int, default=1024, help="decoded size of each request (default 1024)")
+    p.add_argument("--level", type=int, default=9, help="GDeflate level for the built-in corpus (default 9)")
+    p.add_argument("--repeat", type=int, default=5, help="timed repetitions, median reported")
+    p.add_argument("--data", nargs="*", help=".gdef streams to replicate instead of the built-in corpus")
+    p.add_argument("--dir", default=None, help="folder for the end-to-end file (default: $TMPDIR)")
+    p.add_argument("--no-nvcomp", action="store_true", help="skip the nvCOMP anchor")
+    p.set_defaults(func=run)

@@ -1,0 +1,615 @@
+// GDeflate tile decoder: one group of 32 lanes decodes one 64 KiB tile (docs/gpu.md).
+//
+// Included by two entry files that pick how the 32 lanes talk to each other:
+//   gdeflate_wave32.comp        DSD_WAVE32: the lanes are one 32-wide subgroup (ballot, prefix sum,
+//                               shuffle in registers); several tiles per workgroup, one per subgroup.
+//   gdeflate_lanes_shared.comp  the lanes are a 32-invocation workgroup and talk through shared
+//                               memory and barrier(); works with any subgroup size (lavapipe: 8).
+//
+// Every helper that exchanges values between lanes is called from uniform control flow only,
+// so the shared-memory variant never reaches a barrier with part of the group.
+//
+// Safety: every input word read is checked against its tile's bytes, every output byte against
+// its tile's window, and each tile has a step budget; a bad tile records an error code for its
+// stream and the group moves on to the next tile.
+
+#extension GL_EXT_shader_8bit_storage : require
+#extension GL_ARB_gpu_shader_int64 : require
+
+#ifdef DSD_WAVE32
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+// Tiles per workgroup (one per subgroup); the host's dispatch math must agree (decoder.py).
+#ifndef WAVE_SLOTS
+#define WAVE_SLOTS 4
+#endif
+#define SLOTS uint(WAVE_SLOTS)
+layout(local_size_x = 32 * WAVE_SLOTS) in;
+#else
+#define SLOTS 1u
+layout(local_size_x = 32) in;
+#endif
+
+// Error codes; keep in step with daemon/gpu/errors.py.
+#define E_TILE_RANGE 2u
+#define E_BLOCK_TYPE 3u
+#define E_BAD_CODE_LENGTHS 4u
+#define E_BAD_SYMBOL 5u
+#define E_DISTANCE 6u
+#define E_OUTPUT_OVERFLOW 7u
+#define E_OUTPUT_SHORT 8u
+#define E_OVERREAD 9u
+#define E_BUDGET 10u
+
+#define TILE_BYTES 65536u
+#define OVERREAD_WORDS 64u
+
+struct Stream {
+    uint in_off;      // byte offset of the tile stream in `words` (4-byte aligned)
+    uint in_len;      // bytes of the tile stream
+    uint out_off;     // byte offset of the stream's output in `outb`
+    uint out_len;     // decoded size of the stream
+    uint num_tiles;
+    uint tile_base;   // index of this stream's first tile in the batch
+    uint last_size;   // decoded size of the last tile (1..65536)
+    uint reserved;
+};
+
+layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
+// Matches read bytes that other lanes of the group just wrote, after a barrier: coherent.
+#ifndef OUT_QUALIFIER
+#define OUT_QUALIFIER coherent
+#endif
+layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t outb[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
+// ctl[0]: next tile (work counter); ctl[4 + s]: status of stream s (0 = ok, else code | tile << 16).
+layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };
+
+layout(push_constant) uniform Push {
+    uint total_tiles;
+    uint num_streams;
+    uint step_budget;
+    uint persistent;
+} pc;
+
+const uint LEN_BASE[29] = uint[29](3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 13u, 15u, 17u, 19u, 23u, 27u,
+    31u, 35u, 43u, 51u, 59u, 67u, 83u, 99u, 115u, 131u, 163u, 195u, 227u, 3u);
+const uint LEN_EXTRA[29] = uint[29](0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 1u, 1u, 1u, 1u, 2u, 2u, 2u, 2u,
+    3u, 3u, 3u, 3u, 4u, 4u, 4u, 4u, 5u, 5u, 5u, 5u, 16u);
+const uint DIST_BASE[32] = uint[32](1u, 2u, 3u, 4u, 5u, 7u, 9u, 13u, 17u, 25u, 33u, 49u, 65u, 97u,
+    129u, 193u, 257u, 385u, 513u, 769u, 1025u, 1537u, 2049u, 3073u, 4097u, 6145u, 8193u, 12289u,
+    16385u, 24577u, 32769u, 49153u);
+const uint PRECODE_ORDER[19] = uint[19](16u, 17u, 18u, 0u, 8u, 7u, 9u, 6u, 10u, 5u, 11u, 4u, 12u,
+    3u, 13u, 2u, 14u, 1u, 15u);
+
+// Huffman tables, per slot: 0 = litlen, 1 = distance, 2 = precode. Canonical decoding: lim[t][L]
+// is the left-aligned (15-bit) end of the codes of length <= L, base[t][L] maps a code of
+// length L to its index in the sorted symbol list.
+#define T_LITLEN 0u
+#define T_DIST 1u
+#define T_PRE 2u
+#define SYMS_LITLEN 0u
+#define SYMS_DIST 288u
+#define SYMS_PRE 320u
+shared uint s_lim[SLOTS][3][16];
+shared int s_base[SLOTS][3][16];
+shared uint s_syms[SLOTS][340];
+shared uint s_lens[SLOTS][320];
+shared uint s_cnt[SLOTS][16];
+#ifdef DSD_LUT
+// First-level lookup for short codes (litlen: 9 bits, distance: 8 bits): sym | len << 16, 0 = longer.
+#define LUT_LITLEN_BITS 9u
+#define LUT_DIST_BITS 8u
+#define LUT_DIST_BASE 512u
+shared uint s_lut[SLOTS][768];
+#endif
+shared uint s_val[SLOTS][32];
+
+// ---------------------------------------------------------------------------------------------
+// Lane exchange primitives.
+#ifdef DSD_WAVE32
+#define LANE gl_SubgroupInvocationID
+#define SLOT gl_SubgroupID
+uint lane_ballot(bool b) { return subgroupBallot(b).x; }
+uint lane_prefix(uint v) { return subgroupExclusiveAdd(v); }
+uint lane_sum(uint v) { return subgroupAdd(v); }
+uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
+void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
+void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
+#else
+#define LANE gl_LocalInvocationID.x
+#define SLOT 0u
+shared uint s_xch[32];
+uint lane_ballot(bool b) {
+    barrier();
+    s_xch[LANE] = b ? 1u : 0u;
+    barrier();
+    uint m = 0u;
+    for (uint i = 0u; i < 32u; i++) m |= s_xch[i] << i;
+    return m;
+}
+uint lane_prefix(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i < LANE; i++) acc += s_xch[i];
+    return acc;
+}
+uint lane_sum(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i < 32u; i++) acc += s_xch[i];
+    return acc;
+}
+uint lane_read(uint v, uint src) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    return s_xch[src];
+}
+void sync_out() { memoryBarrierBuffer(); barrier(); }
+void sync_shared() { memoryBarrierShared(); barrier(); }
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Per-lane bit reader over one tile; `rp` (words handed out so far) is the same in every lane.
+uint64_t g_buf;
+uint g_avail;
+uint g_rp;
+uint g_tb;   // first byte of the tile in `words`
+uint g_te;   // one past its last byte
+uint g_err;  // this lane's first error (0 = none)
+
+void fail(uint code) { if (g_err == 0u) g_err = code; }
+
+uint load_word(uint k) {
+    // Words past the tile's end read as zero (format doc §2.8); the caller bounds how far.
+    uint tile_len = g_te - g_tb;
+    if (k >= (tile_len + 3u) / 4u) return 0u;
+    uint b = g_tb + 4u * k;
+    uint sh = (b & 3u) * 8u;
+    uint lo = words[b >> 2];
+    uint v = lo;
+    if (sh != 0u) {
+        uint hi = ((b >> 2) + 1u) * 4u < g_te ? words[(b >> 2) + 1u] : 0u;
+        v = (lo >> sh) | (hi << (32u - sh));
+    }
+    uint left = g_te - b;
+    if (left < 4u) v &= (1u << (left * 8u)) - 1u;
+    return v;
+}
+
+// Refill check (format doc §2.2) for the lanes that take part, in lane order.
+void refill(bool take_part) {
+    bool need = take_part && g_avail < 32u;
+    uint m = lane_ballot(need);
+    if (need) {
+        uint k = g_rp + bitCount(m & ((1u << LANE) - 1u));
+        g_buf |= uint64_t(load_word(k)) << g_avail;
+        g_avail += 32u;
+    }
+    g_rp += bitCount(m);
+}
+
+uint peek32() { return uint(g_buf); }
+
+void consume(uint n) {
+    if (n > g_avail) { fail(E_BAD_SYMBOL); n = g_avail; }
+    g_buf >>= n;
+    g_avail -= n;
+}
+
+uint take(uint n) {
+    uint v = n == 0u ? 0u : (peek32() & ((1u << n) - 1u));
+    if (n == 32u) v = peek32();
+    consume(n);
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical Huffman table build, one code length per lane (lanes 1..15). Follows libdeflate 1.8:
+// over-subscribed codes are errors; an incomplete code is allowed only when it is empty or a
+// single code of length 1, and then every 1-bit code decodes to that symbol.
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
+
+bool build_table(uint t, uint n, uint syms_off) {
+    uint L = LANE;
+    uint cnt = 0u;
+    if (L >= 1u && L <= 15u) {
+        for (uint i = 0u; i < n; i++) cnt += s_lens[SLOT][i] == L ? 1u : 0u;
+    }
+    uint used = lane_sum((L >= 1u && L <= 15u) ? (cnt << (15u - L)) : 0u);
+    uint count1 = lane_read(cnt, 1u);
+    if (used > 32768u) return false;
+    bool special = used < 32768u;
+    if (special && !(used == 0u || (used == 16384u && count1 == 1u))) return false;
+    if (special) cnt = L == 1u ? 2u : 0u;
+    if (L < 16u) s_cnt[SLOT][L] = cnt;
+    sync_shared();
+    if (L >= 1u && L <= 15u) {
+        uint code = 0u;
+        uint off = 0u;
+        for (uint j = 1u; j < L; j++) {
+            code = (code + s_cnt[SLOT][j]) << 1;
+            off += s_cnt[SLOT][j];
+        }
+        s_lim[SLOT][t][L] = (code + cnt) << (15u - L);
+        s_base[SLOT][t][L] = int(off) - int(code);
+        if (!special) {
+            uint j = off;
+            for (uint i = 0u; i < n; i++) {
+                if (s_lens[SLOT][i] == L) { s_syms[SLOT][syms_off + j] = i; j++; }
+            }
+        } else if (L == 1u) {
+            uint only = 0u;
+            for (uint i = 0u; i < n; i++) if (s_lens[SLOT][i] == 1u) only = i;
+            s_syms[SLOT][syms_off] = only;
+            s_syms[SLOT][syms_off + 1u] = only;
+        }
+    }
+    if (L == 0u) s_lim[SLOT][t][0] = 0u;
+    sync_shared();
+#ifdef DSD_LUT
+    if (t != T_PRE) {
+        uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
+        uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
+        for (uint i = LANE; i < (1u << lbits); i += 32u) {
+            uint clen;
+            uint sym = search_sym(t, syms_off, i, clen);
+            s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
+        }
+        sync_shared();
+    }
+#endif
+    return true;
+}
+
+// Decodes one symbol from the low bits of `bits`; returns 0xFFFFFFFF for a code outside the table.
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
+uint decode_sym(uint t, uint syms_off, uint bits, out uint clen) {
+#ifdef DSD_LUT
+    if (t != T_PRE) {
+        uint e = t == T_LITLEN ? s_lut[SLOT][bits & ((1u << LUT_LITLEN_BITS) - 1u)]
+                               : s_lut[SLOT][LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u))];
+        if (e != 0u) { clen = e >> 16; return e & 0xFFFFu; }
+    }
+#endif
+    return search_sym(t, syms_off, bits, clen);
+}
+
+uint search_sym(uint t, uint syms_off, uint bits, out uint clen) {
+    uint rev = bitfieldReverse(bits) >> 17;
+    uint lo = 0u;
+    if (s_lim[SLOT][t][lo + 8u] <= rev) lo += 8u;
+    if (s_lim[SLOT][t][lo + 4u] <= rev) lo += 4u;
+    if (s_lim[SLOT][t][lo + 2u] <= rev) lo += 2u;
+    if (s_lim[SLOT][t][lo + 1u] <= rev) lo += 1u;
+    clen = lo + 1u;
+    if (lo == 15u) { clen = 1u; return 0xFFFFFFFFu; }
+    int idx = int(rev >> (15u - clen)) + s_base[SLOT][t][clen];
+    return s_syms[SLOT][syms_off + uint(idx)];
+}
+
+// Every lane's error, made uniform: the lowest failing lane's code, or 0.
+uint group_error() {
+    uint m = lane_ballot(g_err != 0u);
+    if (m == 0u) return 0u;
+    return lane_read(g_err, findLSB(m));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output: the tile's window is outb[g_ob, g_ob + g_osize).
+uint g_ob;
+uint g_osize;
+
+// One match, copied by all 32 lanes. Bytes come from before `dest`, so none of them is written
+// by this copy: an overlapping match repeats its period (k mod dist), like a forward byte copy.
+void copy_match(uint dest, uint len, uint dist) {
+    uint src = dest - dist;
+    for (uint k = LANE; k < len; k += 32u) {
+        uint from = dist >= len ? k : k % dist;
+        outb[g_ob + dest + k] = outb[g_ob + src + from];
+    }
+}
+
+// Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per lane).
+void copy_matches(uint mask, uint dest, uint len, uint dist) {
+    while (mask != 0u) {
+        uint l = findLSB(mask);
+        uint d = lane_read(dest, l);
+        uint n = lane_read(len, l);
+        uint r = lane_read(dist, l);
+        copy_match(d, n, r);
+        sync_out();
+        mask &= mask - 1u;
+    }
+}
+
+// The copies of one round, in lane order. With DSD_PARCOPY, short matches whose source ends
+// before the round's first destination (so no other copy of the round writes it) are copied by
+// their own lane, all at once; the rest go one by one through copy_matches.
+void copy_round(bool copy, uint dest, uint len, uint dist) {
+    uint mask = lane_ballot(copy);
+#ifdef DSD_PARCOPY
+    if (mask != 0u) {
+        uint lead = findLSB(mask);
+        uint first = lane_read(dest, lead);
+        bool solo = copy && len <= 64u && (dest - dist + len <= first || LANE == lead);
+        if (solo) {
+            uint src = dest - dist;
+            for (uint k = 0u; k < len; k++) outb[g_ob + dest + k] = outb[g_ob + src + k];
+        }
+        sync_out();
+        mask &= ~lane_ballot(solo);
+    }
+#endif
+    copy_matches(mask, dest, len, dist);
+}
+
+// Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
+uint decode_distance(uint dest) {
+    uint bits = peek32();
+    uint clen;
+    uint sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
+    if (sym == 0xFFFFFFFFu) { fail(E_BAD_SYMBOL); return 1u; }
+    uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
+    consume(clen);
+    uint dist = DIST_BASE[sym] + take(extra);
+    if (dist > dest) { fail(E_DISTANCE); return 1u; }
+    return dist;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block bodies. Each returns the group error (uniform), 0 when fine.
+uint g_out;    // output position within the tile, same in every lane
+uint g_steps;  // rounds spent on this tile, same in every lane
+
+uint stored_block() {
+    uint n = lane_read(LANE == 0u ? take(16u) : 0u, 0u);
+    if (g_out + n > g_osize) return E_OUTPUT_OVERFLOW;
+    for (uint k = 0u; k < n; k += 32u) {
+        if (++g_steps > pc.step_budget) return E_BUDGET;
+        bool act = k + LANE < n;
+        if (act) outb[g_ob + g_out + k + LANE] = uint8_t(take(8u));
+        refill(act);
+        if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+    }
+    refill(true);  // end-of-block sweep: only lane 0 after LEN = 0 can need a word
+    g_out += n;
+    return group_error();
+}
+
+// Reads the dynamic header and builds the three tables.
+uint dynamic_header() {
+    uint hdr = lane_read(LANE == 0u ? take(14u) : 0u, 0u);
+    uint hlit = (hdr & 31u) + 257u;
+    uint hdist = ((hdr >> 5) & 31u) + 1u;
+    uint hclen = (hdr >> 10) + 4u;
+    refill(LANE == 0u);
+    uint pre = LANE < hclen ? take(3u) : 0u;
+    if (LANE < 19u) s_lens[SLOT][PRECODE_ORDER[LANE]] = pre;
+    refill(LANE < hclen);
+    sync_shared();
+    if (!build_table(T_PRE, 19u, SYMS_PRE)) return E_BAD_CODE_LENGTHS;
+
+    uint total = hlit + hdist;
+    uint filled = 0u;
+    uint last = 0xFFFFFFFFu;  // previous length value, for repeat code 16
+    while (filled < total) {
+        if (++g_steps > pc.step_budget) return E_BUDGET;
+        uint bits = peek32();
+        uint clen;
+        uint sym = decode_sym(T_PRE, SYMS_PRE, bits, clen);
+        bool bad = sym == 0xFFFFFFFFu;
+        uint nextra = sym == 16u ? 2u : (sym == 17u ? 3u : (sym == 18u ? 7u : 0u));
+        uint ex = (bits >> clen) & ((1u << nextra) - 1u);
+        uint run = bad ? 1u : (sym == 16u ? 3u + ex : (sym == 17u ? 3u + ex : (sym == 18u ? 11u + ex : 1u)));
+        uint start = filled + lane_prefix(run);
+        uint round_total = lane_sum(run);
+        bool act = start < total;
+        if (act) {
+            if (bad) fail(E_BAD_CODE_LENGTHS);
+            consume(bad ? 0u : clen + nextra);
+        }
+        // Resolve repeat-16 values from the nearest earlier item (this round or the last one).
+        s_val[SLOT][LANE] = (sym == 16u) ? 0xFFFFFFFFu : (sym < 16u ? sym : 0u);
+        sync_shared();
+        uint val = s_val[SLOT][LANE];
+        if (sym == 16u && act) {
+            val = last;
+            for (int i = int(LANE) - 1; i >= 0; i--) {
+                if (s_val[SLOT][i] != 0xFFFFFFFFu) { val = s_val[SLOT][i]; break; }
+            }
+            if (val == 0xFFFFFFFFu) { fail(E_BAD_CODE_LENGTHS); val = 0u; }
+        }
+        if (act) {
+            uint stop = min(start + run, total);
+            for (uint i = start; i < stop; i++) s_lens[SLOT][i] = val;
+        }
+        uint last_lane = findMSB(lane_ballot(act));
+        last = lane_read(val, last_lane);
+        refill(act);
+        filled = min(filled + round_total, total);
+        uint e = group_error();
+        if (e != 0u) return e;
+        sync_shared();
+    }
+    sync_shared();
+    // Distance lengths move to the front for their own table; litlen lengths stay at 0..hlit.
+    // Build the distance table first from a copy, then the litlen table in place.
+    uint dl = LANE < hdist ? s_lens[SLOT][hlit + LANE] : 0u;
+    sync_shared();
+    if (!build_table(T_LITLEN, hlit, SYMS_LITLEN)) return E_BAD_CODE_LENGTHS;
+    if (LANE < 32u) s_lens[SLOT][LANE] = LANE < hdist ? dl : 0u;
+    sync_shared();
+    if (!build_table(T_DIST, hdist, SYMS_DIST)) return E_BAD_CODE_LENGTHS;
+    return 0u;
+}
+
+void fixed_lengths() {
+    for (uint i = LANE; i < 288u; i += 32u) {
+        s_lens[SLOT][i] = i < 144u ? 8u : (i < 256u ? 9u : (i < 280u ? 7u : 8u));
+    }
+    sync_shared();
+}
+
+// Literal/length/distance rounds of one compressed block (format doc §2.6).
+uint huffman_block() {
+    bool pend = false;
+    uint pend_dest = 0u;
+    uint pend_len = 0u;
+    for (;;) {
+        if (++g_steps > pc.step_budget) return E_BUDGET;
+        uint bits = peek32();
+        uint clen;
+        uint sym;
+        if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
+        else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen);
+        bool is_eob = !pend && sym == 256u;
+        uint eobm = lane_ballot(is_eob);
+        uint E = eobm != 0u ? findLSB(eobm) : 32u;
+        // Lanes after the EOB lane only finish a pending distance (it belongs to the sweep).
+        bool act = LANE <= E || pend;
+        bool bad = sym == 0xFFFFFFFFu || (!pend && sym > 285u);
+        uint len = 0u;
+        uint dist = 0u;
+        uint contrib = 0u;
+        if (act && bad) fail(E_BAD_SYMBOL);
+        if (act && !bad) {
+            consume(clen);
+            if (pend) {
+                uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
+                dist = DIST_BASE[sym] + take(extra);
+                if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; }
+            } else if (sym < 256u) {
+                contrib = 1u;
+            } else if (sym > 256u) {
+                len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]);
+                contrib = len;
+            }
+        }
+        uint pos = g_out + lane_prefix(contrib);
+        uint produced = lane_sum(contrib);
+        if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+        if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
+        if (E < 32u) {
+            refill(LANE < E);
+            refill(LANE >= E);  // sweep, part 1: the EOB lane first, then the lanes after it
+        } else {
+            refill(true);
+        }
+        g_out += produced;
+        uint e = group_error();
+        if (e != 0u) return e;
+        if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+        sync_out();
+        bool copy = act && pend && dist != 0u;
+        copy_round(copy, pend_dest, pend_len, dist);
+        if (act && pend) pend = false;
+        if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
+        if (E < 32u) {
+            // Sweep, part 2: lanes before the EOB lane hold distances for this round's lengths.
+            bool fin = pend;
+            uint d2 = 0u;
+            if (fin) d2 = decode_distance(pend_dest);
+            refill(LANE < E);
+            e = group_error();
+            if (e != 0u) return e;
+            copy_round(fin, pend_dest, pend_len, d2);
+            return 0u;
+        }
+    }
+    return 0u;
+}
+
+// ---------------------------------------------------------------------------------------------
+uint decode_tile() {
+    g_err = 0u;
+    g_steps = 0u;
+    g_out = 0u;
+    g_rp = 32u;
+    g_buf = uint64_t(load_word(LANE));
+    g_avail = 32u;
+    bool fixed_ready = false;
+    for (;;) {
+        if (++g_steps > pc.step_budget) return E_BUDGET;
+        uint hdr = lane_read(LANE == 0u ? take(3u) : 0u, 0u);
+        refill(LANE == 0u);
+        uint btype = hdr >> 1;
+        uint e = 0u;
+        if (btype == 0u) {
+            e = stored_block();
+        } else if (btype == 1u) {
+            if (!fixed_ready) {
+                fixed_lengths();
+                if (!build_table(T_LITLEN, 288u, SYMS_LITLEN)) return E_BAD_CODE_LENGTHS;
+                if (LANE < 32u) s_lens[SLOT][LANE] = 5u;
+                sync_shared();
+                if (!build_table(T_DIST, 32u, SYMS_DIST)) return E_BAD_CODE_LENGTHS;
+                fixed_ready = true;
+            }
+            e = huffman_block();
+        } else if (btype == 2u) {
+            fixed_ready = false;
+            e = dynamic_header();
+            if (e == 0u) e = huffman_block();
+        } else {
+            e = E_BLOCK_TYPE;
+        }
+        if (e != 0u) return e;
+        if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+        if ((hdr & 1u) != 0u) break;
+    }
+    if (g_out != g_osize) return E_OUTPUT_SHORT;
+    return 0u;
+}
+
+// Finds the stream holding batch tile `g` (streams are sorted by tile_base).
+uint find_stream(uint g) {
+    uint lo = 0u;
+    uint hi = pc.num_streams;
+    while (hi - lo > 1u) {
+        uint mid = (lo + hi) / 2u;
+        if (streams[mid].tile_base <= g) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
+void main() {
+    for (uint iter = 0u;; iter++) {
+        // Persistent groups take tiles from the counter; otherwise one tile per workgroup.
+        uint g;
+        if (pc.persistent != 0u) {
+            g = lane_read(LANE == 0u ? atomicAdd(ctl[0], 1u) : 0u, 0u);
+        } else {
+            if (iter != 0u) break;
+            g = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * SLOTS + SLOT;
+        }
+        if (g >= pc.total_tiles) break;
+        uint s = find_stream(g);
+        Stream st = streams[s];
+        uint i = g - st.tile_base;
+        // Tile table (format doc §1): entry 0 is the last tile's size, entry i > 0 tile i's offset.
+        uint table = st.in_off / 4u + 2u;
+        uint data = 8u + 4u * st.num_tiles;
+        uint start = i == 0u ? 0u : words[table + i];
+        uint end = i + 1u == st.num_tiles ? start + words[table] : words[table + i + 1u];
+        uint avail = st.in_len - data;
+        uint code = 0u;
+        if (end < start || end > avail || (i + 1u == st.num_tiles && words[table] > avail)) {
+            code = E_TILE_RANGE;
+        } else {
+            g_tb = st.in_off + data + start;
+            g_te = st.in_off + data + end;
+            g_ob = st.out_off + i * TILE_BYTES;
+            g_osize = i + 1u == st.num_tiles ? st.last_size : TILE_BYTES;
+            code = decode_tile();
+        }
+        if (code != 0u && LANE == 0u) atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
+    }
+}

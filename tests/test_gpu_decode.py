@@ -1,0 +1,209 @@
+"""GDeflate decoding through the Vulkan shader, on lavapipe in CI (its subgroup size is 8, so
+this runs the shared-memory lane path; the 32-wide path runs on real GPUs, docs/gpu.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import struct
+
+import pytest
+
+from gpu_support import conformance_dir, malformed, manifest, use_lavapipe
+
+use_lavapipe()
+
+gpu = pytest.importorskip("dsd.daemon.gpu")
+from dsd.daemon.gpu import errors as E  # noqa: E402
+
+CONF = conformance_dir()
+needs_conf = pytest.mark.skipif(CONF is None, reason="no GDeflate conformance set (../shared/conformance/gdeflate)")
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    try:
+        dec = gpu.GpuDecoder(cache_dir=str(tmp_path_factory.mktemp("vkcache")))
+    except gpu.GpuUnavailable as exc:
+        pytest.skip(f"no Vulkan device: {exc}")
+    yield dec
+    dec.close()
+
+
+def container(tiles: list[bytes], last_size: int) -> bytes:
+    """A tile stream around raw tiles (format doc §1)."""
+    n = len(tiles)
+    offs, pos = [], 0
+    for t in tiles:
+        offs.append(pos)
+        pos += len(t)
+    table = [len(tiles[-1])] + offs[1:]
+    packed = 1 | ((last_size & 0xFFFF if last_size < 65536 else 0) << 2)
+    return bytes([4, 0xFB]) + struct.pack("<HI", n, packed) + struct.pack(f"<{n}I", *table) + b"".join(tiles)
+
+
+@pytest.fixture(scope="module")
+def conformance_results(decoder):
+    if CONF is None:
+        pytest.skip("no conformance set")
+    names = sorted(manifest(CONF))
+    items = [((CONF / n).read_bytes(), None) for n in names]
+    return dict(zip(names, decoder.decode_batch(items)))
+
+
+@needs_conf
+@pytest.mark.parametrize("name", sorted(manifest(CONF)) if CONF else [])
+def test_conformance_stream_matches_manifest(conformance_results, name):
+    got = conformance_results[name]
+    assert isinstance(got, bytes), got
+    assert hashlib.sha256(got).hexdigest() == manifest(CONF)[name]
+    original = CONF / (name.split(".")[0] + ".bin")
+    if original.exists():
+        assert got == original.read_bytes()
+
+
+@needs_conf
+@pytest.mark.parametrize("name", malformed(CONF) if CONF else [])
+def test_malformed_stream_is_an_error_for_that_request_only(decoder, name):
+    good = (CONF / "text-65537.9.gdef").read_bytes()
+    res = decoder.decode_batch([(good, None), ((CONF / name).read_bytes(), None), (good, None)])
+    assert isinstance(res[1], gpu.GpuDecodeError), res[1]
+    assert res[1].code != 0 and str(res[1])
+    assert res[0] == res[2] and isinstance(res[0], bytes) and len(res[0]) == 65537
+
+
+@needs_conf
+def test_mixed_batch_gives_each_request_its_own_result(decoder):
+    text = (CONF / "text-65537.9.gdef").read_bytes()
+    zeros = (CONF / "zeros-1048576.9.gdef").read_bytes()
+    corrupt = bytearray(text)
+    corrupt[8 + 4 * 2: 8 + 4 * 2 + 64] = os.urandom(64)  # the first words of tile 0
+    items = [
+        (text, 65537),
+        (bytes(corrupt), None),
+        (zeros, 1 << 20),
+        (b"\x04\xfb\x00\x00\x00\x00\x00\x00", 0),  # empty payload
+        (b"\x05\xfa", None),
+        (text, 1234),  # size mismatch
+        (text, None),
+    ]
+    res = decoder.decode_batch(items)
+    assert res[0] == res[6] and hashlib.sha256(res[0]).hexdigest() == manifest(CONF)["text-65537.9.gdef"]
+    assert isinstance(res[1], gpu.GpuDecodeError) and res[1].tile == 0
+    assert res[2] == bytes(1 << 20)
+    assert res[3] == b""
+    assert isinstance(res[4], gpu.GpuDecodeError) and res[4].code == E.E_CONTAINER
+    assert isinstance(res[5], gpu.GpuDecodeError) and res[5].code == E.E_SIZE_MISMATCH
+
+
+def test_hand_built_fixed_block_tile(decoder):
+    # The format doc's §2.10 vector: 'A' at level 9 is one fixed-Huffman tile of 34 words.
+    tile = bytes.fromhex("73040000") + bytes(33 * 4)
+    assert decoder.decode_batch([(container([tile], 1), 1)]) == [b"A"]
+
+
+def test_random_garbage_tiles_finish_with_errors(decoder):
+    rng = random.Random(1234)
+    items = []
+    for i in range(48):
+        tiles = [bytes(rng.getrandbits(8) for _ in range(rng.choice([4, 64, 400, 3000]))) for _ in range(rng.randint(1, 3))]
+        items.append((container(tiles, rng.randint(1, 65536)), None))
+    # An all-zero tile is an endless run of empty non-final stored blocks: it must stop.
+    items.append((container([bytes(256)], 100), None))
+    res = decoder.decode_batch(items)
+    assert len(res) == len(items)
+    assert all(isinstance(r, (bytes, gpu.GpuDecodeError)) for r in res)
+    assert isinstance(res[-1], gpu.GpuDecodeError) and res[-1].code in (E.E_OVERREAD, E.E_BUDGET)
+    assert sum(isinstance(r, gpu.GpuDecodeError) for r in res) >= len(res) - 2
+
+
+@needs_conf
+def test_step_budget_stops_a_long_tile(tmp_path):
+    dec = gpu.GpuDecoder(step_budget=40, cache_dir=str(tmp_path))
+    try:
+        res = dec.decode_batch([((CONF / "text-65537.9.gdef").read_bytes(), None)])
+    finally:
+        dec.close()
+    assert isinstance(res[0], gpu.GpuDecodeError) and res[0].code == E.E_BUDGET
+
+
+@needs_conf
+def test_decode_into_caller_buffers_and_device_buffer(decoder):
+    data = (CONF / "code-200000.9.gdef").read_bytes()
+    want = (CONF / "code-200000.bin").read_bytes() if (CONF / "code-200000.bin").exists() else None
+    region = bytearray(300000)
+    errs = decoder.decode_batch_into([(data, 200000), (b"junk", None)], [memoryview(region)[:200000], bytearray(8)])
+    assert errs[0] is None and isinstance(errs[1], gpu.GpuDecodeError)
+    if want is not None:
+        assert bytes(region[:200000]) == want
+    with decoder.decode_batch_device([(data, None), (b"junk", None)]) as batch:
+        assert batch.results[0] is None and isinstance(batch.results[1], gpu.GpuDecodeError)
+        assert batch.read(0) == bytes(region[:200000])
+
+
+@needs_conf
+def test_buffers_are_reused_across_batches(decoder):
+    data = (CONF / "text-65537.9.gdef").read_bytes()
+    decoder.decode_batch([(data, None)])
+    before = {k: b.handle for k, b in decoder._buffers.items()}
+    for _ in range(3):
+        decoder.decode_batch([(data, None)] * 2)
+    assert {k: b.handle for k, b in decoder._buffers.items()} == before
+    st = decoder.statistics()
+    assert st.batches >= 4 and st.last_batch.tiles == 4 and st.shader in ("wave32", "shared")
+
+
+def test_pipeline_cache_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    dec = gpu.GpuDecoder()
+    try:
+        assert dec._cache_file.startswith(str(tmp_path / "dsd"))
+        assert os.path.exists(dec._cache_file)
+    finally:
+        dec.close()
+    again = gpu.GpuDecoder()
+    try:
+        assert again.pipeline_cache_loaded
+    finally:
+        again.close()
+
+
+@needs_conf
+def test_validation_layers_report_nothing(tmp_path):
+    try:
+        device = gpu.VulkanDevice(validation=True)
+    except gpu.GpuUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        dec = gpu.GpuDecoder(device, cache_dir=str(tmp_path))
+        res = dec.decode_batch([((CONF / "text-65537.9.gdef").read_bytes(), None), (b"junk", None)])
+        with dec.decode_batch_device([((CONF / "zeros-65536.9.gdef").read_bytes(), None)]) as batch:
+            assert batch.read(0) == bytes(65536)
+        dec.close()
+        assert isinstance(res[0], bytes) and isinstance(res[1], gpu.GpuDecodeError)
+        assert device.info.validation
+        assert device.validation_messages == []
+    finally:
+        device.close()
+
+
+def test_describe_names_device_and_shader(decoder):
+    info = gpu.describe(decoder)
+    assert info["device"]["name"] == decoder.device.info.name
+    assert info["shader"]["variant"] == decoder.shader
+    assert info["device"]["chosen_because"]
+
+
+@needs_conf
+def test_device_buffer_exports_an_fd(decoder):
+    if not decoder.device.info.external_memory_fd:
+        pytest.skip("driver lacks VK_KHR_external_memory_fd")
+    data = (CONF / "text-65537.9.gdef").read_bytes()
+    with decoder.decode_batch_device([(data, None)], exportable=True) as batch:
+        fd = batch.export_fd()
+        try:
+            assert os.fstat(fd).st_size >= 65537
+        finally:
+            os.close(fd)
+        assert hashlib.sha256(batch.read(0)).hexdigest() == manifest(CONF)["text-65537.9.gdef"]
