@@ -164,7 +164,7 @@ def run_dsd(
         while True:
             poller.poll(100)
             got = 0
-            for _, data in reap():
+            for _, data, _failed in reap():
                 got += len(data) >> 5
             if not got:
                 continue
@@ -178,7 +178,7 @@ def run_dsd(
         elapsed = time.perf_counter() - start
         while outstanding:
             poller.poll(100)
-            for _, data in reap():
+            for _, data, _failed in reap():
                 outstanding -= len(data) >> 5
         st = eng.stats()
         failed = st["failed"] + st["cancelled"]
