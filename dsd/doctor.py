@@ -10,7 +10,6 @@ import mmap
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,35 +49,9 @@ def check_odirect(path: str) -> Check:
         from dsd import _native
 
         ok, why = _native.odirect_probe(path)
-        return Check(name, ok, why, optional=True)
-    except (ImportError, AttributeError):
-        pass
-    return Check(name, *_odirect_python(path), optional=True)
-
-
-def _odirect_python(directory: str) -> tuple[bool, str]:
-    """Write a block, reopen with O_DIRECT, read it into a page-aligned buffer."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dsd-odirect-")
-    except OSError as exc:
-        return False, f"cannot create a file there: {exc.strerror}"
-    try:
-        os.write(fd, b"\xa5" * 4096)
-        os.close(fd)
-        try:
-            dfd = os.open(tmp, os.O_RDONLY | os.O_DIRECT)
-        except OSError as exc:
-            return False, f"open(O_DIRECT) fails: {exc.strerror}; buffered reads are used"
-        try:
-            buf = mmap.mmap(-1, 4096)
-            n = os.preadv(dfd, [buf], 0)
-            return (n == 4096 and buf[:4096] == b"\xa5" * 4096), f"aligned 4 KiB read returned {n} bytes"
-        except OSError as exc:
-            return False, f"O_DIRECT read fails: {exc.strerror}; buffered reads are used"
-        finally:
-            os.close(dfd)
-    finally:
-        os.unlink(tmp)
+    except (ImportError, AttributeError) as exc:
+        return Check(name, False, f"cannot probe: {exc}", optional=True)
+    return Check(name, ok, f"{why}{'' if ok else '; buffered reads are used'}", optional=True)
 
 
 def check_shm() -> Check:
@@ -101,24 +74,23 @@ def check_shm() -> Check:
 
 
 def check_vulkan() -> Check:
+    """Opens the Vulkan device the daemon would use and names the shader it would run."""
     try:
-        from dsd.daemon import gpu  # type: ignore[attr-defined]
-    except ImportError:
-        gpu = None
-    if gpu is not None and hasattr(gpu, "describe"):
-        try:
-            ok, detail = gpu.describe()
-            return Check("Vulkan", ok, detail, optional=True)
-        except Exception as exc:  # a broken driver must not break doctor
-            return Check("Vulkan", False, f"probe failed: {exc}", optional=True)
-    tool = shutil.which("vulkaninfo")
-    if tool is None:
-        return Check("Vulkan", False, "no GPU decoder in this build and vulkaninfo not installed", optional=True)
-    out = _run([tool, "--summary"])
-    names = [line.split("=", 1)[1].strip() for line in out.splitlines() if "deviceName" in line]
-    if not names:
-        return Check("Vulkan", False, "vulkaninfo found no device", optional=True)
-    return Check("Vulkan", True, "devices: " + ", ".join(names), optional=True)
+        from dsd.daemon import gpu
+    except ImportError as exc:
+        return Check("Vulkan", False, f"GPU decoder unavailable: {exc}", optional=True)
+    try:
+        info = gpu.describe()
+    except Exception as exc:  # a broken driver must not break doctor
+        return Check("Vulkan", False, f"probe failed: {exc}", optional=True)
+    mode = info.get("mode") or info.get("mode_error")
+    if info.get("unavailable") or not info.get("device"):
+        return Check("Vulkan", False, f"{info.get('unavailable', 'no device')}; DSD_DECODE={mode} -> CPU codec",
+                     optional=True)
+    dev, shader = info["device"], info.get("shader") or {}
+    return Check("Vulkan", True, f"{dev['name']} ({dev['kind']}, Vulkan {dev['api']}, subgroup {dev['subgroup_size']}: "
+                 f"{dev['chosen_because']}); shader {shader.get('variant')} ({shader.get('chosen_because')}); "
+                 f"DSD_DECODE={mode}", optional=True)
 
 
 def check_wine() -> Check:

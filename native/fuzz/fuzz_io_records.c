@@ -21,10 +21,11 @@ static size_t nengines;
 static struct dsd_io_registry *reg;
 static size_t reaped;
 
-static int count(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n)
+static int count(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                 const struct dsd_request_record *failed, size_t nfailed)
 {
     (void)ctx;
-    if (key != 1)
+    if (key != 1 || nfailed > n || (nfailed && failed == NULL))
         abort();
     for (size_t i = 0; i < n; i++)
         if (recs[i].status > DSD_STATUS_CANCELLED || recs[i].reason > DSD_REASON_SHUTDOWN)
