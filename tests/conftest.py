@@ -19,10 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
-def _coverage_prefix() -> list[str]:
-    """Run daemon subprocesses under coverage when the suite itself is (make test)."""
-    if os.environ.get("COVERAGE_RUN") or "coverage" in sys.modules:
-        return [sys.executable, "-m", "coverage", "run", "-p", f"--rcfile={ROOT / 'pyproject.toml'}", "-m", "dsd"]
+def _dsd_command() -> list[str]:
+    """`python -m dsd`; under `make test` the venv's coverage .pth hook records subprocesses."""
     return [sys.executable, "-m", "dsd"]
 
 
@@ -38,13 +36,12 @@ class DaemonProcess:
         self.notify.settimeout(30)
         full_env = dict(os.environ)
         full_env.update({"DSD_RUNTIME_DIR": str(runtime_dir), "NOTIFY_SOCKET": self.notify_path,
-                         "DSD_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1",
-                         "COVERAGE_FILE": str(ROOT / ".coverage")})
+                         "DSD_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
         full_env.pop("DSD_ENDPOINT", None)
         full_env.update(env or {})
         self.log_path = runtime_dir.parent / f"daemon-{id(self)}.log"
         self.log = open(self.log_path, "wb")
-        cmd = (wrapper or []) + _coverage_prefix() + ["serve", "--tcp", "tcp://127.0.0.1:*"] + (extra_args or [])
+        cmd = (wrapper or []) + _dsd_command() + ["serve", "--tcp", "tcp://127.0.0.1:*"] + (extra_args or [])
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.messages: list[str] = []
         self.wait_for("READY=1")
