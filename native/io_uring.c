@@ -693,6 +693,8 @@ static struct uring_ring *least_loaded(struct uring_backend *b)
 static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
     struct uring_backend *b = e->backend;
+    if (n == 0)
+        return;
     size_t chunk = (n + b->nrings - 1) / b->nrings;
     for (size_t base = 0; base < n; base += chunk) {
         size_t m = n - base < chunk ? n - base : chunk;
