@@ -389,7 +389,7 @@ static void send_cancels(struct uring_ring *r, struct cancel_cmd *cmds, size_t n
         struct dsd_io_req *q = cmds[i].req;
         /* the slot may have finished and been reused since: trust it only if it is the same request */
         if (__atomic_load_n(&q->seq, __ATOMIC_RELAXED) != cmds[i].seq || atomic_load(&q->state) != DSD_REQ_ISSUED ||
-            q->ring != r->index)
+            __atomic_load_n(&q->ring, __ATOMIC_RELAXED) != r->index)
             continue;
         struct io_uring_sqe *sqe = get_sqe(r);
         if (sqe == NULL)
@@ -701,7 +701,7 @@ static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, siz
         struct uring_ring *r = least_loaded(b);
         atomic_fetch_add_explicit(&r->load, (unsigned)m, memory_order_relaxed);
         for (size_t i = 0; i < m; i++) {
-            reqs[base + i]->ring = (uint16_t)r->index;
+            __atomic_store_n(&reqs[base + i]->ring, (uint16_t)r->index, __ATOMIC_RELAXED);
             reqs[base + i]->next = i + 1 < m ? reqs[base + i + 1] : NULL;
         }
         pthread_mutex_lock(&r->lock);
@@ -718,9 +718,10 @@ static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, siz
 static void uring_cancel_issued(struct dsd_io_engine *e, struct dsd_io_req *q)
 {
     struct uring_backend *b = e->backend;
-    if (q->ring >= b->nrings)
+    uint16_t ring = __atomic_load_n(&q->ring, __ATOMIC_RELAXED);
+    if (ring >= b->nrings)
         return;
-    struct uring_ring *r = &b->rings[q->ring];
+    struct uring_ring *r = &b->rings[ring];
     pthread_mutex_lock(&r->lock);
     if (r->ncancels == r->cap_cancels) {
         size_t ncap = r->cap_cancels ? r->cap_cancels * 2 : 16;

@@ -158,7 +158,7 @@ static void run(int backend, int file_fd)
 
     /* cancel queued requests by tag */
     for (int i = 0; i < N; i++) {
-        recs[i] = rd((uint64_t)i, 1, 0, 1 << 20, 2, 0);
+        recs[i] = rd((uint64_t)i, 1, (uint64_t)i * 512, 16384, 2, (uint64_t)i * 16384); /* no two share bytes */
         recs[i].cancel_tag = (uint64_t)(i & 1);
     }
     CHECK(dsd_io_engine_submit(e, reg, 5, recs, N, &accepted) == 0 && accepted == N);
