@@ -97,21 +97,32 @@ struct uring_backend {
 
 /* ---- ring thread ---- */
 
+static void flush_counters(struct uring_ring *r)
+{
+    struct dsd_io_engine *e = r->e;
+    if (r->k.direct)
+        atomic_fetch_add_explicit(&e->n_direct, r->k.direct, memory_order_relaxed);
+    if (r->k.buffered)
+        atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
+    if (r->k.shorts)
+        atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
+    if (r->k.retries)
+        atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
+    if (r->k.fixed_files)
+        atomic_fetch_add_explicit(&e->n_fixed_files, r->k.fixed_files, memory_order_relaxed);
+    if (r->k.fixed_bufs)
+        atomic_fetch_add_explicit(&e->n_fixed_bufs, r->k.fixed_bufs, memory_order_relaxed);
+    memset(&r->k, 0, sizeof(r->k));
+}
+
 static void flush_retire(struct uring_ring *r)
 {
+    /* counters before retire: whoever sees the request done sees its counts too */
+    flush_counters(r);
     if (r->nretire == 0)
         return;
-    struct dsd_io_engine *e = r->e;
-    /* counters before retire: whoever sees the request done sees its counts too */
-    atomic_fetch_add_explicit(&e->n_direct, r->k.direct, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_fixed_files, r->k.fixed_files, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_fixed_bufs, r->k.fixed_bufs, memory_order_relaxed);
-    memset(&r->k, 0, sizeof(r->k));
     atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
-    dsd_io_retire(e, r->retire, r->nretire);
+    dsd_io_retire(r->e, r->retire, r->nretire);
     r->nretire = 0;
 }
 
