@@ -34,7 +34,8 @@ struct dsd_io_req {
     struct dsd_io_region *region;
     uint8_t *dst;                    /* region->base + dst_offset */
     uint64_t offset;                 /* file offset of the first byte */
-    uint64_t seq;                    /* engine-unique, tells reused slots apart (io_uring cancel) */
+    uint64_t seq;                    /* engine-unique, tells reused slots apart (io_uring cancel);
+                                        accessed with __atomic builtins, a late cancel reads it racily */
     uint64_t request_id;
     uint64_t cancel_tag;
     uint32_t size;
@@ -46,7 +47,7 @@ struct dsd_io_req {
     uint8_t status;
     uint8_t reason;
     uint8_t direct;                  /* current read uses O_DIRECT */
-    uint16_t ring;                   /* io_uring: ring that holds it */
+    uint16_t ring;                   /* io_uring: ring that holds it (atomic accesses: see seq) */
     struct dsd_completion_record rec; /* filled when reported */
     struct dsd_request_record orig;   /* as submitted: a failure is reported with its request */
 };

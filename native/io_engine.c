@@ -69,7 +69,7 @@ static int pool_get(struct dsd_io_engine *e, struct dsd_io_req **out, size_t n)
         }
         struct dsd_io_req *r = e->pool_free;
         e->pool_free = r->next;
-        r->seq = ++e->next_seq;
+        __atomic_store_n(&r->seq, ++e->next_seq, __ATOMIC_RELAXED); /* read by io_uring cancel racily */
         out[got++] = r;
     }
     if (got < n) {
@@ -114,17 +114,26 @@ static void freelist_flush(struct dsd_io_engine *e, struct freelist *fl)
 
 static void req_init(struct dsd_io_req *r, const struct dsd_request_record *rec)
 {
-    uint64_t seq = r->seq;
-    memset(r, 0, sizeof(*r));
-    r->seq = seq;
+    /* Field by field, not memset: an io_uring ring may still read seq/state/ring of a reused
+     * slot (a late cancel command), and those are accessed atomically. */
+    r->next = r->done_next = r->lprev = r->lnext = NULL;
+    r->client = NULL;
+    r->file = NULL;
+    r->region = NULL;
+    r->dst = NULL;
+    r->offset = rec->src_offset;
     r->orig = *rec;
     r->request_id = rec->request_id;
     r->cancel_tag = rec->cancel_tag;
-    r->offset = rec->src_offset;
     r->size = rec->src_size;
-    atomic_init(&r->state, DSD_REQ_QUEUED);
-    atomic_init(&r->owners, 1);
-    atomic_init(&r->cancel_requested, 0);
+    r->done = 0;
+    atomic_store_explicit(&r->state, DSD_REQ_QUEUED, memory_order_relaxed);
+    atomic_store_explicit(&r->owners, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->cancel_requested, 0, memory_order_relaxed);
+    r->error = 0;
+    r->status = 0;
+    r->reason = 0;
+    r->direct = 0;
 }
 
 /* ---- clients (engine lock held) ---- */
@@ -381,7 +390,7 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             struct dsd_io_req *r = reqs[i];
             req_init(r, &rec);
             if (validate(reg, &rec, r)) {
-                atomic_init(&r->owners, 2); /* backend + completion list */
+                atomic_store_explicit(&r->owners, 2, memory_order_relaxed); /* backend + completion list */
                 queue[nq++] = r;
             } else if (r->status != DSD_STATUS_OK) {
                 nfail++;
@@ -397,7 +406,7 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             pthread_mutex_unlock(&e->lock);
             for (size_t i = 0; i < m; i++) {
                 release_resources(reqs[i]);
-                atomic_init(&reqs[i]->owners, 1);
+                atomic_store_explicit(&reqs[i]->owners, 1, memory_order_relaxed);
                 freelist_drop(&fl, reqs[i]);
             }
             freelist_flush(e, &fl);

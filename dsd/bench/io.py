@@ -45,10 +45,14 @@ class Result:
     seconds: float
     ios: int
     note: str = ""
+    driver_cpu_us: float | None = None  # Python CPU per request (submit + reap), dsd contenders
 
     def as_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"note": self.note} if self.note else {}
+        if self.driver_cpu_us is not None:
+            extra["python_cpu_us_per_request"] = round(self.driver_cpu_us, 3)
         return {"GB/s": round(self.gbps, 3), "IOPS": round(self.iops), "seconds": round(self.seconds, 3),
-                "ios": self.ios, **({"note": self.note} if self.note else {})}
+                "ios": self.ios, **extra}
 
 
 def _parse_size(text: str) -> int:
@@ -160,6 +164,7 @@ def run_dsd(
         send(2 * qd)
         outstanding = 2 * qd
         start = time.perf_counter()
+        cpu_start = time.thread_time()  # this (driver) thread only: what the daemon's loop would pay
         deadline = start + seconds
         while True:
             poller.poll(100)
@@ -176,6 +181,7 @@ def run_dsd(
             send(got)
             outstanding += got
         elapsed = time.perf_counter() - start
+        driver_cpu = time.thread_time() - cpu_start
         while outstanding:
             poller.poll(100)
             for _, data, _failed in reap():
@@ -185,7 +191,9 @@ def run_dsd(
         if failed:
             raise RuntimeError(f"{failed} reads failed during the benchmark: {st}")
         note = f"workers={eng.workers}, queued={2 * qd}, direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}"
-        return Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
+        res = Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
+        res.driver_cpu_us = driver_cpu / max(done, 1) * 1e6
+        return res
     finally:
         eng.close()
         reg.close()
