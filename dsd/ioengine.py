@@ -159,3 +159,22 @@ class Completion(NamedTuple):
 
 def unpack_completions(data: bytes) -> list[Completion]:
     return [Completion(*c) for c in COMPLETION.iter_unpack(data)]
+
+
+def doctor_checks(paths: tuple[str, ...] = ("/tmp", "/dev/shm")) -> list[tuple[str, bool, str]]:
+    """What `dsd doctor` reports for the io engine: (check, ok, detail), each a real attempt."""
+    from dsd import _native
+
+    checks: list[tuple[str, bool, str]] = []
+    ok, why = _native.io_uring_probe()
+    checks.append(("io_uring", ok, why))
+    for path in paths:
+        ok, why = _native.odirect_probe(path)
+        checks.append((f"O_DIRECT on {path}", ok, why))
+    try:
+        chosen = settings()
+        with _native.IoEngine(**{**chosen.engine_kwargs(), "workers": 1}) as eng:
+            checks.append(("io backend", True, f"{eng.backend} (DSD_IO_BACKEND={chosen.backend}: {eng.backend_reason})"))
+    except (OSError, ValueError) as e:
+        checks.append(("io backend", False, str(e)))
+    return checks

@@ -147,6 +147,7 @@ void dsd_io_file_put(struct dsd_io_file *f)
 {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    dsd_io_slot_release(&f->slot); /* rings drop their registered copies first */
     close(f->fd);
     if (f->fd_direct >= 0)
         close(f->fd_direct);
@@ -157,6 +158,7 @@ void dsd_io_region_put(struct dsd_io_region *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
+    dsd_io_slot_release(&r->slot); /* unpin the pages the rings registered */
     munmap(r->base, (size_t)r->size);
     free(r);
 }

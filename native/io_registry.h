@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io_slots.h"
+
 struct dsd_io_file {
     atomic_uint refs;
     uint32_t id;
@@ -26,6 +28,7 @@ struct dsd_io_file {
     int sized;                /* regular file or block device: size checks apply at submit */
     uint64_t size_seq;        /* registry batch in which `size` was sampled (under reg lock) */
     uint64_t size;
+    struct dsd_io_slot_ref slot; /* io_uring registered-file slot (io_slots.h) */
 };
 
 struct dsd_io_region {
@@ -33,6 +36,7 @@ struct dsd_io_region {
     uint32_t id;
     uint8_t *base;
     uint64_t size;
+    struct dsd_io_slot_ref slot; /* io_uring registered-buffer slot (io_slots.h) */
 };
 
 struct dsd_io_registry;

@@ -19,12 +19,27 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+
+#include "io_slots.h"
 
 #define UD_WAKE 1u   /* the inbox eventfd read */
 #define UD_CANCEL 2u /* an ASYNC_CANCEL we sent: its own result does not matter */
 #define EXTRA_SQES 16u
 #define RETIRE_BATCH 256
 #define MAX_RETRIES 1000
+#define FILE_PAIRS_MAX 1024u            /* registered-file slots: one per fd (buffered, O_DIRECT) */
+#define BUF_SLOTS 256u                  /* registered-buffer slots (regions) */
+#define FIXED_BUFFER_MAX (256ull << 20) /* larger regions are not registered: that pins every page */
+
+enum { EVICT_FILE = 0, EVICT_BUF = 1 };
+
+struct evict_cmd {
+    int kind;
+    uint32_t slot;
+    uint64_t gen;
+};
 
 struct cancel_cmd {
     struct dsd_io_req *req;
@@ -54,6 +69,8 @@ struct uring_ring {
     struct dsd_io_req *in_head, *in_tail;
     struct cancel_cmd *cancels;
     size_t ncancels, cap_cancels;
+    struct evict_cmd *evicts;
+    size_t nevicts, cap_evicts;
     int purge;
     int stop;
 
@@ -64,10 +81,16 @@ struct uring_ring {
     int stop_cancel_sent;
     struct dsd_io_req *retire[RETIRE_BATCH];
     size_t nretire;
-    struct { uint64_t direct, buffered, shorts, retries; } k;
+    struct { uint64_t direct, buffered, shorts, retries, fixed_files, fixed_bufs; } k;
+    /* registered tables: generation installed at each slot (0 none, odd = refused) */
+    int files_ok, bufs_ok;
+    uint64_t *file_gen; /* 2 entries per file slot: buffered fd, O_DIRECT fd */
+    uint64_t *buf_gen;
 };
 
 struct uring_backend {
+    struct dsd_io_slots *file_slots, *buf_slots;
+    uint32_t file_pairs;
     unsigned nrings;
     struct uring_ring rings[];
 };
@@ -84,6 +107,8 @@ static void flush_retire(struct uring_ring *r)
     atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_fixed_files, r->k.fixed_files, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->n_fixed_bufs, r->k.fixed_bufs, memory_order_relaxed);
     memset(&r->k, 0, sizeof(r->k));
     atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
     dsd_io_retire(e, r->retire, r->nretire);
@@ -118,6 +143,49 @@ static void arm_wake(struct uring_ring *r)
     r->wake_armed = 1;
 }
 
+/* The registered-file index for f's buffered or O_DIRECT fd in this ring, or -1. */
+static int fixed_file(struct uring_ring *r, struct dsd_io_file *f, int direct)
+{
+    struct uring_backend *b = r->e->backend;
+    if (!r->files_ok || !dsd_io_slots_assign(b->file_slots, &f->slot))
+        return -1;
+    uint32_t idx = f->slot.slot * 2 + (uint32_t)direct;
+    uint64_t gen = f->slot.gen;
+    if (r->file_gen[idx] == gen)
+        return (int)idx;
+    if (r->file_gen[idx] == (gen | 1))
+        return -1; /* the kernel refused this one */
+    int fd = direct ? f->fd_direct : f->fd;
+    if (io_uring_register_files_update(&r->ring, idx, &fd, 1) < 0) {
+        r->file_gen[idx] = gen | 1;
+        return -1;
+    }
+    r->file_gen[idx] = gen;
+    return (int)idx;
+}
+
+/* The registered-buffer index of region g in this ring, or -1 (too large, or refused). */
+static int fixed_buffer(struct uring_ring *r, struct dsd_io_region *g)
+{
+    struct uring_backend *b = r->e->backend;
+    if (!r->bufs_ok || g->size > FIXED_BUFFER_MAX || !dsd_io_slots_assign(b->buf_slots, &g->slot))
+        return -1;
+    uint32_t idx = g->slot.slot;
+    uint64_t gen = g->slot.gen;
+    if (r->buf_gen[idx] == gen)
+        return (int)idx;
+    if (r->buf_gen[idx] == (gen | 1))
+        return -1;
+    struct iovec iov = {.iov_base = g->base, .iov_len = (size_t)g->size};
+    __u64 tag = 0;
+    if (io_uring_register_buffers_update_tag(&r->ring, idx, &iov, &tag, 1) < 0) {
+        r->buf_gen[idx] = gen | 1; /* e.g. memlock limit, or memory the kernel cannot pin */
+        return -1;
+    }
+    r->buf_gen[idx] = gen;
+    return (int)idx;
+}
+
 /* Queue the next piece of q's read. False if no SQE could be had (cannot happen with the bound
  * on in-flight reads, but then q fails cleanly instead of vanishing). */
 static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
@@ -135,9 +203,47 @@ static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
         r->k.direct++;
     else
         r->k.buffered++;
-    io_uring_prep_read(sqe, fd, buf, len, off);
+    int fidx = fixed_file(r, q->file, q->direct);
+    int bidx = fixed_buffer(r, q->region);
+    if (bidx >= 0) {
+        io_uring_prep_read_fixed(sqe, fidx >= 0 ? fidx : fd, buf, len, off, bidx);
+        r->k.fixed_bufs++;
+    } else {
+        io_uring_prep_read(sqe, fidx >= 0 ? fidx : fd, buf, len, off);
+    }
+    if (fidx >= 0) {
+        sqe->flags |= IOSQE_FIXED_FILE;
+        r->k.fixed_files++;
+    }
     io_uring_sqe_set_data(sqe, q);
     return true;
+}
+
+/* A file or region was freed: drop this ring's registered copy if it is still that one. */
+static void apply_evicts(struct uring_ring *r, struct evict_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct evict_cmd *c = &cmds[i];
+        if (c->kind == EVICT_FILE) {
+            for (uint32_t idx = c->slot * 2; idx < c->slot * 2 + 2; idx++) {
+                if (r->file_gen[idx] == c->gen) {
+                    int none = -1;
+                    io_uring_register_files_update(&r->ring, idx, &none, 1);
+                }
+                if ((r->file_gen[idx] | 1) == (c->gen | 1))
+                    r->file_gen[idx] = 0;
+            }
+        } else {
+            if (r->buf_gen[c->slot] == c->gen) {
+                struct iovec none = {0};
+                __u64 tag = 0;
+                io_uring_register_buffers_update_tag(&r->ring, c->slot, &none, &tag, 1);
+            }
+            if ((r->buf_gen[c->slot] | 1) == (c->gen | 1))
+                r->buf_gen[c->slot] = 0;
+        }
+    }
+    free(cmds);
 }
 
 static void finish(struct uring_ring *r, struct dsd_io_req *q)
@@ -191,9 +297,14 @@ static void on_read_cqe(struct uring_ring *r, struct dsd_io_req *q, int res)
         finish(r, q);
 }
 
-static void take_inbox(struct uring_ring *r, struct cancel_cmd **cmds, size_t *ncmds, int *purge, int *stop)
+static void take_inbox(struct uring_ring *r, struct cancel_cmd **cmds, size_t *ncmds, struct evict_cmd **evs,
+                       size_t *nevs, int *purge, int *stop)
 {
     pthread_mutex_lock(&r->lock);
+    *evs = r->evicts;
+    *nevs = r->nevicts;
+    r->evicts = NULL;
+    r->nevicts = r->cap_evicts = 0;
     if (r->in_head) {
         if (r->bl_tail)
             r->bl_tail->next = r->in_head;
@@ -219,7 +330,7 @@ static void take_inbox(struct uring_ring *r, struct cancel_cmd **cmds, size_t *n
 static bool inbox_pending(struct uring_ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    bool p = r->in_head != NULL || r->ncancels || r->purge || (r->stop && !r->stop_cancel_sent);
+    bool p = r->in_head != NULL || r->ncancels || r->nevicts || r->purge || (r->stop && !r->stop_cancel_sent);
     pthread_mutex_unlock(&r->lock);
     return p;
 }
@@ -326,10 +437,22 @@ static int ring_setup(struct uring_ring *r)
     return rc;
 }
 
+/* Empty registered-file and -buffer tables, filled lazily; a ring without them reads plainly. */
+static void ring_tables(struct uring_ring *r)
+{
+    struct uring_backend *b = r->e->backend;
+    r->file_gen = calloc(b->file_pairs * 2, sizeof(*r->file_gen));
+    r->buf_gen = calloc(BUF_SLOTS, sizeof(*r->buf_gen));
+    r->files_ok = r->file_gen && b->file_slots && io_uring_register_files_sparse(&r->ring, b->file_pairs * 2) == 0;
+    r->bufs_ok = r->buf_gen && b->buf_slots && io_uring_register_buffers_sparse(&r->ring, BUF_SLOTS) == 0;
+}
+
 static void *ring_thread(void *arg)
 {
     struct uring_ring *r = arg;
     int rc = ring_setup(r);
+    if (rc == 0)
+        ring_tables(r);
     pthread_mutex_lock(&r->lock);
     r->start_rc = rc;
     r->ring_ok = rc == 0;
@@ -342,9 +465,11 @@ static void *ring_thread(void *arg)
     arm_wake(r);
     for (;;) {
         struct cancel_cmd *cmds;
-        size_t ncmds;
+        struct evict_cmd *evs;
+        size_t ncmds, nevs;
         int purge, stop;
-        take_inbox(r, &cmds, &ncmds, &purge, &stop);
+        take_inbox(r, &cmds, &ncmds, &evs, &nevs, &purge, &stop);
+        apply_evicts(r, evs, nevs);
         if (purge)
             purge_backlog(r);
         fill(r, stop);
@@ -430,6 +555,9 @@ static void ring_free(struct uring_ring *r)
         close(r->wake_fd);
     r->wake_fd = -1;
     free(r->cancels);
+    free(r->evicts);
+    free(r->file_gen);
+    free(r->buf_gen);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->started);
 }
@@ -439,12 +567,46 @@ static void uring_destroy(struct dsd_io_engine *e)
     struct uring_backend *b = e->backend;
     if (b == NULL)
         return;
-    for (unsigned i = 0; i < b->nrings; i++) {
+    for (unsigned i = 0; i < b->nrings; i++)
         ring_stop_join(&b->rings[i]);
+    dsd_io_slots_detach(b->file_slots); /* no evictions into rings from here on */
+    dsd_io_slots_detach(b->buf_slots);
+    b->file_slots = b->buf_slots = NULL;
+    for (unsigned i = 0; i < b->nrings; i++)
         ring_free(&b->rings[i]);
-    }
     free(b);
     e->backend = NULL;
+}
+
+static void post_evict(struct uring_backend *b, int kind, uint32_t slot, uint64_t gen)
+{
+    for (unsigned i = 0; i < b->nrings; i++) {
+        struct uring_ring *r = &b->rings[i];
+        pthread_mutex_lock(&r->lock);
+        if (r->nevicts == r->cap_evicts) {
+            size_t ncap = r->cap_evicts ? r->cap_evicts * 2 : 16;
+            struct evict_cmd *c = realloc(r->evicts, ncap * sizeof(*c));
+            if (c == NULL) { /* the entry stays until its slot is reused or the ring closes */
+                pthread_mutex_unlock(&r->lock);
+                continue;
+            }
+            r->evicts = c;
+            r->cap_evicts = ncap;
+        }
+        r->evicts[r->nevicts++] = (struct evict_cmd){kind, slot, gen};
+        pthread_mutex_unlock(&r->lock);
+        ring_wake(r);
+    }
+}
+
+static void evict_file(void *ctx, uint32_t slot, uint64_t gen)
+{
+    post_evict(ctx, EVICT_FILE, slot, gen);
+}
+
+static void evict_buf(void *ctx, uint32_t slot, uint64_t gen)
+{
+    post_evict(ctx, EVICT_BUF, slot, gen);
 }
 
 static int uring_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
@@ -461,6 +623,17 @@ static int uring_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
         return -ENOMEM;
     }
     e->backend = b;
+    /* the file table may not exceed RLIMIT_NOFILE (the kernel checks) */
+    struct rlimit rl;
+    uint64_t pairs = FILE_PAIRS_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < pairs)
+        pairs = rl.rlim_cur / 2;
+    b->file_pairs = (uint32_t)(pairs ? pairs : 1);
+    /* without directories the rings simply read through plain fds and addresses */
+    if (dsd_io_slots_new(b->file_pairs, evict_file, b, &b->file_slots) < 0)
+        b->file_slots = NULL;
+    if (dsd_io_slots_new(BUF_SLOTS, evict_buf, b, &b->buf_slots) < 0)
+        b->buf_slots = NULL;
     int rc = 0;
     for (unsigned i = 0; i < n; i++) {
         struct uring_ring *r = &b->rings[i];

@@ -559,3 +559,97 @@ def test_uring_close_does_not_hang_on_running_reads():
         shm.close()
         os.close(r)
         os.close(w)
+
+
+def _ring_tables() -> str:
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[io_uring]":
+                with open(f"/proc/self/fdinfo/{name}") as f:
+                    out.append(f.read())
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
+def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
+    import time
+    path = tmp_path / "registered-file.bin"
+    data = random.Random(6).randbytes(1 << 20)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with make_engine("uring", workers=2) as eng, ShmRegion(1 << 20, tag="fixed") as shm:
+            reg = _native.Registry()
+            reg.add_file(1, fd)
+            reg.add_region(1, shm.fd, 1 << 20)
+            eng.submit(reg, 1, b"".join(pack_read(i, 1, i * 4096, 4096, 1, i * 4096) for i in range(64))
+                       + pack_read(100, 1, 3, 5000, 1, 500000))
+            assert all(c.status == STATUS_OK for c in one(collect(eng, 65), 1))
+            assert shm.read(0, 64 * 4096) == data[: 64 * 4096] and shm.read(500000, 5000) == data[3:5003]
+            st = eng.stats()
+            if st["fixed_files"] == 0 or st["fixed_buffers"] == 0:
+                pytest.skip(f"kernel refused registered files/buffers: {st}")
+            tables = _ring_tables()
+            if "UserFiles" not in tables:
+                pytest.skip("this kernel's io_uring fdinfo does not list registered files")
+            assert "registered-file.bin" in tables
+            reg.close()  # the rings must drop the registered file and unpin the region
+            deadline = time.monotonic() + 10
+            while "registered-file.bin" in _ring_tables() or f"/{1 << 20}" in _ring_tables():
+                assert time.monotonic() < deadline, _ring_tables()[:2000]
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
+
+
+def test_region_shrunk_by_its_client_gives_efault(backend, files):
+    """A client that truncates its shm after registering it gets EFAULT, and the daemon lives."""
+    fd, data = files[13]
+    with ShmRegion(1 << 16) as shm, _native.Registry() as reg, make_engine(backend, workers=1) as eng:
+        reg.add_file(1, fd)
+        reg.add_region(1, shm.fd, 1 << 16)
+        os.ftruncate(shm.fd, 4096)
+        eng.submit(reg, 1, pack_read(1, 1, 0, 4096, 1, 0) + pack_read(2, 1, 0, 4096, 1, 8192)
+                   + pack_read(3, 1, 0, 8192, 1, 0))
+        comps = {c.request_id: c for c in one(collect(eng, 3), 1)}
+        assert comps[1].status == STATUS_OK and shm.read(0, 4096) == data[:4096]
+        for rid in (2, 3):
+            c = comps[rid]
+            assert (c.status, c.reason, c.error, c.bytes) == (STATUS_FAILED, REASON["IO"], errno.EFAULT, 0), c
+
+
+@pytest.mark.parametrize("workers, queue_depth", [(8, 1), (5, 3), (1, 4096)])
+def test_many_rings_or_threads(backend, files, workers, queue_depth):
+    fd, data = files[13]
+    n = 4000
+    rng = random.Random(workers)
+    with ShmRegion(n * 64) as shm, _native.Registry() as reg, \
+            make_engine(backend, workers=workers, queue_depth=queue_depth) as eng:
+        assert eng.workers == workers
+        reg.add_file(1, fd)
+        reg.add_region(1, shm.fd, n * 64)
+        plan = [(i, rng.randrange(0, len(data) - 64), rng.randrange(1, 65)) for i in range(n)]
+        for start in range(0, n, 97):  # uneven batches
+            eng.submit(reg, 3, b"".join(pack_read(i, 1, off, size, 1, i * 64) for i, off, size in plan[start:start + 97]))
+        assert all(c.status == STATUS_OK for c in one(collect(eng, n), 3))
+        view = reg.region_view(1)
+        assert all(bytes(view[i * 64:i * 64 + size]) == data[off:off + size] for i, off, size in plan)
+        view.release()
+
+
+def test_uring_sqpoll_option(files):
+    require = make_engine  # SKIP where io_uring is unavailable, like the other uring tests
+    try:
+        eng = require("uring", workers=1, sqpoll=True)
+    except PermissionError as e:  # older kernels want CAP_SYS_NICE for SQPOLL
+        pytest.skip(f"SQPOLL not permitted: {e}")
+    fd, data = files[10]
+    with eng, ShmRegion(1 << 16) as shm, _native.Registry() as reg:
+        assert eng.stats()["sqpoll"] is True
+        reg.add_file(1, fd)
+        reg.add_region(1, shm.fd, 1 << 16)
+        eng.submit(reg, 1, b"".join(pack_read(i, 1, i * 512, 512, 1, i * 512) for i in range(128)))
+        assert all(c.status == STATUS_OK for c in one(collect(eng, 128), 1))
+        assert shm.read(0, 1 << 16) == data[: 1 << 16]

@@ -64,3 +64,16 @@ def test_record_helpers_roundtrip():
     assert (c.status, c.reason, c.reason_name) == (24, 25, "25")
     (ok,) = unpack_completions(bytes(24) + bytes([0, 2]) + bytes(6))
     assert ok.reason_name == "EOF"
+
+
+def test_doctor_checks(monkeypatch):
+    from dsd.ioengine import doctor_checks
+
+    checks = {name: (ok, detail) for name, ok, detail in doctor_checks()}
+    assert checks["io_uring"] == _native.io_uring_probe()
+    assert "O_DIRECT on /dev/shm" in checks
+    ok, detail = checks["io backend"]
+    assert ok and detail.split()[0] in ("uring", "posix")
+    monkeypatch.setenv("DSD_IO_BACKEND", "nonsense")
+    ok, detail = {n: (o, d) for n, o, d in doctor_checks()}["io backend"]
+    assert not ok and "DSD_IO_BACKEND" in detail
