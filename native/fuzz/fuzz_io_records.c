@@ -21,9 +21,12 @@ static size_t nengines;
 static struct dsd_io_registry *reg;
 static size_t reaped;
 
-static int count(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n)
+static int count(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                 const struct dsd_request_record *failed, size_t nfailed)
 {
     (void)ctx;
+    (void)failed;
+    (void)nfailed;
     if (key != 1)
         abort();
     for (size_t i = 0; i < n; i++)
@@ -49,7 +52,7 @@ static void setup(void)
     close(shm);
     int kinds[2] = {DSD_IO_BACKEND_POSIX, DSD_IO_BACKEND_URING};
     for (int i = 0; i < 2; i++) {
-        struct dsd_io_config cfg = {.backend = kinds[i], .workers = 2, .queue_depth = 4};
+        struct dsd_io_config cfg = {.backend = kinds[i], .workers = 2, .queue_depth = 4, .staging_bytes = 1 << 20, .codec_workers = 2};
         char why[256];
         if (dsd_io_engine_new(&cfg, &engines[nengines], why, sizeof(why)) == 0)
             nengines++;
