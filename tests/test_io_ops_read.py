@@ -20,7 +20,7 @@ from dsd.ioengine import (
     COMPRESSION_GDEFLATE, COMPRESSION_ZSTD, SOURCE_MEMORY, STATUS_FAILED, STATUS_OK, pack_read, pack_request,
 )
 
-from io_ops_support import BACKENDS, E, check, collect_msgs, rig
+from io_ops_support import BACKENDS, E, ShmRegion, check, collect_msgs, rig
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -267,3 +267,25 @@ def test_plain_reads_unchanged_with_pack_read(backend, tmp_path):
         assert got[1].completion.status == got[2].completion.status == STATUS_OK
     finally:
         os.close(fd)
+
+
+def test_region_truncated_under_a_memory_copy_fails_cleanly(backend):
+    """A client shrinking its shared memory after registering it must not kill the daemon: the
+    codec job touching the lost pages fails with EFAULT (a SIGBUS guard), everything else runs."""
+    with rig(backend, 1 << 20, workers=1, codec_workers=1) as (eng, reg, shm):
+        with ShmRegion(1 << 20, "shrink") as victim:
+            reg.add_region(2, victim.fd, 1 << 20)
+            os.ftruncate(victim.fd, 4096)
+            recs = [
+                pack_request(1, src_id=2, src_offset=8192, src_size=65536, dst_id=1, source_type=SOURCE_MEMORY),
+                pack_request(2, src_id=1, src_offset=0, src_size=100, dst_id=2, dst_offset=200_000,
+                             source_type=SOURCE_MEMORY),  # the destination is the lost part
+                pack_request(3, src_id=2, src_offset=0, src_size=100, dst_id=1, dst_offset=500,
+                             source_type=SOURCE_MEMORY),  # still there
+            ]
+            eng.submit(reg, 1, b"".join(recs))
+            got = collect_msgs(eng, 3)
+        check(got[1], STATUS_FAILED, "IO", None, errno.EFAULT)
+        check(got[2], STATUS_FAILED, "IO", None, errno.EFAULT)
+        assert "went away" in got[1].message
+        check(got[3], STATUS_OK, "NONE")
