@@ -11,6 +11,7 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_QUEUE_DEPTH  reads in flight per ring, 1..4096 (default 64)
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
+    DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
     DSD_STAGING_BYTES   staging buffer for compressed requests, bytes, 0..2**40 (default 32 MiB)
     DSD_IO_CODEC_WORKERS  codec threads, 0 = one per online core (default 0)
 """
@@ -54,6 +55,7 @@ class IoSettings:
     queue_depth: int = 64
     sqpoll: bool = False
     direct: str = "auto"
+    register: str = "auto"
     staging_bytes: int = STAGING_DEFAULT
     codec_workers: int = 0
 
@@ -67,6 +69,7 @@ _ENV = {
     "queue_depth": "DSD_IO_QUEUE_DEPTH",
     "sqpoll": "DSD_IO_SQPOLL",
     "direct": "DSD_IO_DIRECT",
+    "register": "DSD_IO_REGISTER",
     "staging_bytes": "DSD_STAGING_BYTES",
     "codec_workers": "DSD_IO_CODEC_WORKERS",
 }
@@ -78,7 +81,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ValueError:
         return ValueError(f"{origin}: {raw!r} is not {expected}")
 
-    if name in ("backend", "direct"):
+    if name in ("backend", "direct", "register"):
         choices = BACKENDS if name == "backend" else DIRECT_MODES
         value = str(raw).strip().lower()
         if value not in choices:

@@ -58,7 +58,8 @@ struct dsd_io_req {
     struct dsd_io_region *src_region; /* READ from MEMORY: the source region */
     uint8_t *buf;                    /* io stage: where a read lands / a write comes from */
     uint64_t offset;                 /* file offset of the first byte */
-    uint64_t seq;                    /* engine-unique, tells reused slots apart (io_uring cancel) */
+    uint64_t seq;                    /* engine-unique, tells reused slots apart (io_uring cancel);
+                                        accessed with __atomic builtins, a late cancel reads it racily */
     uint64_t request_id;
     uint64_t cancel_tag;
     uint32_t size;                   /* io stage: bytes to read / write */
@@ -84,7 +85,7 @@ struct dsd_io_req {
     uint8_t waiting;                 /* in the staging FIFO */
     uint8_t stage, nstages;
     uint8_t stages[2];               /* enum dsd_io_stage */
-    uint16_t ring;                   /* io_uring: ring that holds it */
+    uint16_t ring;                   /* io_uring: ring that holds it (atomic accesses: see seq) */
     char msg[DSD_IO_MSG_LEN];        /* why it failed, in words ("" when errno/reason say it all) */
     struct dsd_completion_record rec; /* filled when reported */
     struct dsd_request_record orig;   /* as submitted: a failure is reported with its request */

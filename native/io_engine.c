@@ -71,7 +71,7 @@ static int pool_get(struct dsd_io_engine *e, struct dsd_io_req **out, size_t n)
         }
         struct dsd_io_req *r = e->pool_free;
         e->pool_free = r->next;
-        r->seq = ++e->next_seq;
+        __atomic_store_n(&r->seq, ++e->next_seq, __ATOMIC_RELAXED); /* read by io_uring cancel racily */
         out[got++] = r;
     }
     if (got < n) {
@@ -116,15 +116,43 @@ static void freelist_flush(struct dsd_io_engine *e, struct freelist *fl)
 
 static void req_init(struct dsd_io_req *r, const struct dsd_request_record *rec)
 {
-    uint64_t seq = r->seq;
-    memset(r, 0, sizeof(*r));
-    r->seq = seq;
-    r->orig = *rec;
+    /* Field by field, not memset: an io_uring ring may still read seq/state/ring of a reused
+     * slot (a late cancel command), and those are accessed atomically. */
+    r->next = r->done_next = r->lprev = r->lnext = NULL;
+    r->wprev = r->wnext = NULL;
+    r->client = NULL;
+    r->file = NULL;
+    r->region = NULL;
+    r->src_region = NULL;
+    r->buf = NULL;
+    r->offset = 0;
     r->request_id = rec->request_id;
     r->cancel_tag = rec->cancel_tag;
-    atomic_init(&r->state, DSD_REQ_QUEUED);
-    atomic_init(&r->owners, 1);
-    atomic_init(&r->cancel_requested, 0);
+    r->size = 0;
+    r->done = 0;
+    r->staging = NULL;
+    r->staging_len = 0;
+    r->csrc = NULL;
+    r->cdst = NULL;
+    r->csrc_len = r->cdst_len = 0;
+    atomic_store_explicit(&r->state, DSD_REQ_QUEUED, memory_order_relaxed);
+    atomic_store_explicit(&r->owners, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->cancel_requested, 0, memory_order_relaxed);
+    r->error = 0;
+    r->status = 0;
+    r->reason = 0;
+    r->direct = 0;
+    r->op = 0;
+    r->io_fixed = 0;
+    r->codec = 0;
+    r->compression = 0;
+    r->level = 0;
+    r->copy_in = 0;
+    r->waiting = 0;
+    r->stage = r->nstages = 0;
+    r->stages[0] = r->stages[1] = 0;
+    r->msg[0] = '\0';
+    r->orig = *rec;
 }
 
 /* ---- clients (engine lock held) ---- */
@@ -708,7 +736,7 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             req_init(r, &rec);
             go[i] = validate(e, reg, &rec, r);
             if (go[i]) {
-                atomic_init(&r->owners, 2); /* executor + completion list */
+                atomic_store_explicit(&r->owners, 2, memory_order_relaxed); /* executor + completion list */
                 nq++;
             } else if (r->status != DSD_STATUS_OK) {
                 nfail++;
@@ -726,7 +754,7 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             pthread_mutex_unlock(&e->lock);
             for (size_t i = 0; i < m; i++) {
                 release_resources(reqs[i]);
-                atomic_init(&reqs[i]->owners, 1);
+                atomic_store_explicit(&reqs[i]->owners, 1, memory_order_relaxed);
                 freelist_drop(&fl, reqs[i]);
             }
             freelist_flush(e, &fl);
@@ -1059,7 +1087,8 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
     if (reason_len)
         reason[0] = '\0';
     if (cfg->backend < DSD_IO_BACKEND_AUTO || cfg->backend > DSD_IO_BACKEND_POSIX ||
-        (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) || cfg->queue_depth > 4096 ||
+        (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) ||
+        (cfg->register_mode != DSD_IO_REGISTER_AUTO && cfg->register_mode != DSD_IO_REGISTER_OFF) || cfg->queue_depth > 4096 ||
         cfg->workers > 256 || cfg->codec_workers > 256 || cfg->staging_bytes > DSD_IO_STAGING_MAX) {
         snprintf(reason, reason_len, "invalid engine configuration");
         return -EINVAL;
@@ -1231,5 +1260,6 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->queue_depth = e->cfg.queue_depth;
     s->sqpoll = e->cfg.sqpoll;
     s->direct = e->cfg.direct;
+    s->register_mode = e->cfg.register_mode;
     s->backend = e->ops->name;
 }

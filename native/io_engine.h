@@ -30,12 +30,18 @@ enum dsd_io_direct_mode {
     DSD_IO_DIRECT_OFF = 1,  /* always through the page cache */
 };
 
+enum dsd_io_register_mode {
+    DSD_IO_REGISTER_AUTO = 0, /* io_uring registered files and buffers where the kernel allows */
+    DSD_IO_REGISTER_OFF = 1,  /* plain fds and addresses */
+};
+
 struct dsd_io_config {
     int backend;          /* enum dsd_io_backend_kind */
     unsigned workers;     /* pread threads or io_uring rings; 0 = one per online core */
     unsigned queue_depth; /* reads in flight per ring (uring); 0 = 64 */
     int sqpoll;           /* io_uring SQPOLL (kernel submission thread per ring) */
     int direct;           /* enum dsd_io_direct_mode */
+    int register_mode;    /* enum dsd_io_register_mode */
     uint64_t staging_bytes; /* staging arena; 0 = none (every compressed request is TOO_LARGE) */
     unsigned codec_workers; /* codec threads; 0 = one per online core */
 };
@@ -76,6 +82,7 @@ struct dsd_io_stats {
     unsigned queue_depth;
     int sqpoll;
     int direct;
+    int register_mode;
     const char *backend;  /* "uring" or "posix" */
 };
 

@@ -193,6 +193,8 @@ static int posix_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
 static void posix_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
     struct posix_pool *p = e->backend;
+    if (n == 0)
+        return;
     for (size_t i = 0; i + 1 < n; i++)
         reqs[i]->next = reqs[i + 1];
     reqs[n - 1]->next = NULL;

@@ -98,21 +98,32 @@ struct uring_backend {
 
 /* ---- ring thread ---- */
 
+static void flush_counters(struct uring_ring *r)
+{
+    struct dsd_io_engine *e = r->e;
+    if (r->k.direct)
+        atomic_fetch_add_explicit(&e->n_direct, r->k.direct, memory_order_relaxed);
+    if (r->k.buffered)
+        atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
+    if (r->k.shorts)
+        atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
+    if (r->k.retries)
+        atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
+    if (r->k.fixed_files)
+        atomic_fetch_add_explicit(&e->n_fixed_files, r->k.fixed_files, memory_order_relaxed);
+    if (r->k.fixed_bufs)
+        atomic_fetch_add_explicit(&e->n_fixed_bufs, r->k.fixed_bufs, memory_order_relaxed);
+    memset(&r->k, 0, sizeof(r->k));
+}
+
 static void flush_retire(struct uring_ring *r)
 {
+    /* counters before retire: whoever sees the request done sees its counts too */
+    flush_counters(r);
     if (r->nretire == 0)
         return;
-    struct dsd_io_engine *e = r->e;
-    /* counters before retire: whoever sees the request done sees its counts too */
-    atomic_fetch_add_explicit(&e->n_direct, r->k.direct, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_buffered, r->k.buffered, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_short, r->k.shorts, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_retries, r->k.retries, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_fixed_files, r->k.fixed_files, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->n_fixed_bufs, r->k.fixed_bufs, memory_order_relaxed);
-    memset(&r->k, 0, sizeof(r->k));
     atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
-    dsd_io_retire(e, r->retire, r->nretire);
+    dsd_io_retire(r->e, r->retire, r->nretire);
     r->nretire = 0;
 }
 
@@ -148,7 +159,7 @@ static void arm_wake(struct uring_ring *r)
 static int fixed_file(struct uring_ring *r, struct dsd_io_file *f, int direct)
 {
     struct uring_backend *b = r->e->backend;
-    if (!r->files_ok || !dsd_io_slots_assign(b->file_slots, &f->slot))
+    if (!r->files_ok || r->e->cfg.register_mode == DSD_IO_REGISTER_OFF || !dsd_io_slots_assign(b->file_slots, &f->slot))
         return -1;
     uint32_t idx = f->slot.slot * 2 + (uint32_t)direct;
     uint64_t gen = f->slot.gen;
@@ -169,7 +180,8 @@ static int fixed_file(struct uring_ring *r, struct dsd_io_file *f, int direct)
 static int fixed_buffer(struct uring_ring *r, struct dsd_io_region *g)
 {
     struct uring_backend *b = r->e->backend;
-    if (!r->bufs_ok || g->size > FIXED_BUFFER_MAX || !dsd_io_slots_assign(b->buf_slots, &g->slot))
+    if (!r->bufs_ok || r->e->cfg.register_mode == DSD_IO_REGISTER_OFF || g->size > FIXED_BUFFER_MAX ||
+        !dsd_io_slots_assign(b->buf_slots, &g->slot))
         return -1;
     uint32_t idx = g->slot.slot;
     uint64_t gen = g->slot.gen;
@@ -423,7 +435,7 @@ static void send_cancels(struct uring_ring *r, struct cancel_cmd *cmds, size_t n
         struct dsd_io_req *q = cmds[i].req;
         /* the slot may have finished and been reused since: trust it only if it is the same request */
         if (__atomic_load_n(&q->seq, __ATOMIC_RELAXED) != cmds[i].seq || atomic_load(&q->state) != DSD_REQ_ISSUED ||
-            q->ring != r->index)
+            __atomic_load_n(&q->ring, __ATOMIC_RELAXED) != r->index)
             continue;
         struct io_uring_sqe *sqe = get_sqe(r);
         if (sqe == NULL)
@@ -727,13 +739,15 @@ static struct uring_ring *least_loaded(struct uring_backend *b)
 static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
     struct uring_backend *b = e->backend;
+    if (n == 0)
+        return;
     size_t chunk = (n + b->nrings - 1) / b->nrings;
     for (size_t base = 0; base < n; base += chunk) {
         size_t m = n - base < chunk ? n - base : chunk;
         struct uring_ring *r = least_loaded(b);
         atomic_fetch_add_explicit(&r->load, (unsigned)m, memory_order_relaxed);
         for (size_t i = 0; i < m; i++) {
-            reqs[base + i]->ring = (uint16_t)r->index;
+            __atomic_store_n(&reqs[base + i]->ring, (uint16_t)r->index, __ATOMIC_RELAXED);
             reqs[base + i]->next = i + 1 < m ? reqs[base + i + 1] : NULL;
         }
         pthread_mutex_lock(&r->lock);
@@ -750,9 +764,10 @@ static void uring_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, siz
 static void uring_cancel_issued(struct dsd_io_engine *e, struct dsd_io_req *q)
 {
     struct uring_backend *b = e->backend;
-    if (q->ring >= b->nrings)
+    uint16_t ring = __atomic_load_n(&q->ring, __ATOMIC_RELAXED);
+    if (ring >= b->nrings)
         return;
-    struct uring_ring *r = &b->rings[q->ring];
+    struct uring_ring *r = &b->rings[ring];
     pthread_mutex_lock(&r->lock);
     if (r->ncancels == r->cap_cancels) {
         size_t ncap = r->cap_cancels ? r->cap_cancels * 2 : 16;

@@ -371,15 +371,15 @@ static int parse_choice(const char *what, const char *s, const char *const *name
 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "staging_bytes", "codec_workers",
-                             NULL};
+    static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "register", "staging_bytes",
+                             "codec_workers", NULL};
     static const char *const backends[] = {"auto", "uring", "posix", NULL};
     static const char *const directs[] = {"auto", "off", NULL, NULL};
-    const char *backend = "auto", *direct = "auto";
+    const char *backend = "auto", *direct = "auto", *reg = "auto";
     int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0;
     long long staging = DSD_IO_STAGING_DEFAULT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipsLi:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
-                                     &direct, &staging, &codec_workers))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLi:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
+                                     &direct, &reg, &staging, &codec_workers))
         return NULL;
     if (staging < 0 || (unsigned long long)staging > DSD_IO_STAGING_MAX)
         return PyErr_Format(PyExc_ValueError, "staging_bytes must be in [0, 2**40], not %lld", staging);
@@ -387,7 +387,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return PyErr_Format(PyExc_ValueError, "codec_workers must be in [0, 256], not %d", codec_workers);
     struct dsd_io_config cfg = {0};
     if (parse_choice("backend", backend, backends, &cfg.backend) < 0 ||
-        parse_choice("direct", direct, directs, &cfg.direct) < 0)
+        parse_choice("direct", direct, directs, &cfg.direct) < 0 ||
+        parse_choice("register", reg, directs, &cfg.register_mode) < 0)
         return NULL;
     if (workers < 0 || workers > 256)
         return PyErr_Format(PyExc_ValueError, "workers must be in [0, 256], not %d", workers);
@@ -593,7 +594,9 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *backend = PyUnicode_FromString(s.backend);
     PyObject *reason = PyUnicode_FromString(dsd_io_engine_reason(self->eng));
     PyObject *direct = PyUnicode_FromString(s.direct == DSD_IO_DIRECT_AUTO ? "auto" : "off");
-    int bad = backend == NULL || reason == NULL || direct == NULL ||
+    PyObject *regm = PyUnicode_FromString(s.register_mode == DSD_IO_REGISTER_AUTO ? "auto" : "off");
+    int bad = backend == NULL || reason == NULL || direct == NULL || regm == NULL ||
+              PyDict_SetItemString(d, "register", regm) < 0 ||
               PyDict_SetItemString(d, "backend", backend) < 0 || PyDict_SetItemString(d, "backend_reason", reason) < 0 ||
               PyDict_SetItemString(d, "direct", direct) < 0 || PyDict_SetItemString(d, "sqpoll", s.sqpoll ? Py_True : Py_False) < 0 ||
               dict_set_u64(d, "submitted", s.submitted) < 0 || dict_set_u64(d, "rejected", s.rejected) < 0 ||
@@ -618,6 +621,7 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_XDECREF(backend);
     Py_XDECREF(reason);
     Py_XDECREF(direct);
+    Py_XDECREF(regm);
     if (bad) {
         Py_DECREF(d);
         return NULL;
@@ -719,7 +723,7 @@ static PyTypeObject EngineType = {
     .tp_dealloc = engine_dealloc,
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
-    .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto',\n"
+    .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto',\n"
               "         staging_bytes=32 MiB, codec_workers=0):\n"
               "runs packed request batches (reads, writes, fsync; GDeflate/Zstandard; FILE or MEMORY sources)\n"
               "against registered files and regions (io_uring rings or a pread/pwrite pool, plus codec threads).",

@@ -223,6 +223,8 @@ def test_engine_options_are_checked():
         _native.IoEngine(queue_depth=0)
     with pytest.raises(ValueError, match="workers"):
         _native.IoEngine(workers=-1)
+    with pytest.raises(ValueError, match="register"):
+        _native.IoEngine(register="maybe")
     with pytest.raises(TypeError):
         _native.IoEngine("posix")
 
@@ -601,6 +603,15 @@ def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
             while "registered-file.bin" in _ring_tables() or f"/{1 << 20}" in _ring_tables():
                 assert time.monotonic() < deadline, _ring_tables()[:2000]
                 time.sleep(0.01)
+        with make_engine("uring", workers=1, register="off") as eng, ShmRegion(1 << 16) as shm, \
+                _native.Registry() as reg:
+            reg.add_file(1, fd)
+            reg.add_region(1, shm.fd, 1 << 16)
+            eng.submit(reg, 1, pack_read(1, 1, 0, 4096, 1, 0) + pack_read(2, 1, 1, 100, 1, 8192))
+            assert all(c.status == STATUS_OK for c in one(collect(eng, 2), 1))
+            st = eng.stats()
+            assert (st["register"], st["fixed_files"], st["fixed_buffers"]) == ("off", 0, 0)
+            assert shm.read(0, 4096) == data[:4096] and shm.read(8192, 100) == data[1:101]
     finally:
         os.close(fd)
 
@@ -654,3 +665,55 @@ def test_uring_sqpoll_option(files):
         eng.submit(reg, 1, b"".join(pack_read(i, 1, i * 512, 512, 1, i * 512) for i in range(128)))
         assert all(c.status == STATUS_OK for c in one(collect(eng, 128), 1))
         assert shm.read(0, 1 << 16) == data[: 1 << 16]
+
+
+def test_driven_from_a_trio_loop(backend, files):
+    """The daemon's way: wait for the eventfd in trio, reap batches, never block the loop."""
+    import trio
+
+    fd, data = files[13]
+    n = 3000
+    with ShmRegion(n * 100) as shm, _native.Registry() as reg, make_engine(backend, workers=2) as eng:
+        reg.add_file(1, fd)
+        reg.add_region(1, shm.fd, n * 100)
+
+        async def main() -> list:
+            got: list = []
+            for start in range(0, n, 500):
+                eng.submit(reg, 9, b"".join(pack_read(i, 1, i * 7, 100, 1, i * 100) for i in range(start, start + 500)))
+            with trio.fail_after(30):
+                while len(got) < n:
+                    await trio.lowlevel.wait_readable(eng.fileno())
+                    for key, blob, *_failed in eng.reap():  # main: (key, completions, failed requests)
+                        assert key == 9
+                        got.extend(unpack_completions(blob))
+            return got
+
+        got = trio.run(main)
+        assert sorted(c.request_id for c in got) == list(range(n))
+        assert all(c.status == STATUS_OK for c in got)
+        assert all(shm.read(i * 100, 100) == data[i * 7:i * 7 + 100] for i in range(0, n, 37))
+
+
+def test_uring_continues_short_reads():
+    """A pipe hands out what it has: the engine keeps reading until the request is whole."""
+    eng, reg, shm, r, w = _pipe_engine()
+    try:
+        os.write(w, b"abc")
+        eng.submit(reg, 1, pack_read(1, 1, 0, 8, 1, 100))
+        import time
+        deadline = time.monotonic() + 10
+        while eng.stats()["short_reads"] == 0:  # the first piece arrived short
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert eng.reap() == []  # not complete yet
+        os.write(w, b"defgh")
+        (c,) = one(collect(eng, 1), 1)
+        assert (c.status, c.bytes) == (STATUS_OK, 8)
+        assert shm.read(100, 8) == b"abcdefgh"
+    finally:
+        eng.close()
+        reg.close()
+        shm.close()
+        os.close(r)
+        os.close(w)

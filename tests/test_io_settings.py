@@ -11,16 +11,16 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_defaults_and_environment():
-    assert settings({}) == IoSettings("auto", 0, 64, False, "auto")
+    assert settings({}) == IoSettings("auto", 0, 64, False, "auto", "auto")
     env = {"DSD_IO_BACKEND": "POSIX", "DSD_IO_WORKERS": "3", "DSD_IO_QUEUE_DEPTH": "128",
-           "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off"}
-    assert settings(env) == IoSettings("posix", 3, 128, True, "off")
+           "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off", "DSD_IO_REGISTER": "off"}
+    assert settings(env) == IoSettings("posix", 3, 128, True, "off", "off")
 
 
 @pytest.mark.parametrize("var, value", [
     ("DSD_IO_BACKEND", "spdk"), ("DSD_IO_WORKERS", "-1"), ("DSD_IO_WORKERS", "many"),
     ("DSD_IO_QUEUE_DEPTH", "0"), ("DSD_IO_QUEUE_DEPTH", "5000"), ("DSD_IO_SQPOLL", "maybe"),
-    ("DSD_IO_DIRECT", "always"),
+    ("DSD_IO_DIRECT", "always"), ("DSD_IO_REGISTER", "yes"),
 ])
 def test_bad_environment_names_the_variable(var, value):
     with pytest.raises(ValueError, match=var):
@@ -32,7 +32,7 @@ def test_runtime_overrides_restore(monkeypatch):
     with io_settings(backend="posix", workers=1) as s:
         assert s.backend == "posix" and settings().workers == 1
         with io_settings(queue_depth=8):
-            assert settings() == IoSettings("posix", 1, 8, False, "auto")
+            assert settings() == IoSettings("posix", 1, 8, False, "auto", "auto")
         assert settings().queue_depth == 64
     assert settings().backend == "uring"
     with pytest.raises(TypeError):

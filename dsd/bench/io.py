@@ -45,10 +45,14 @@ class Result:
     seconds: float
     ios: int
     note: str = ""
+    driver_cpu_us: float | None = None  # Python CPU per request (submit + reap), dsd contenders
 
     def as_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"note": self.note} if self.note else {}
+        if self.driver_cpu_us is not None:
+            extra["python_cpu_us_per_request"] = round(self.driver_cpu_us, 3)
         return {"GB/s": round(self.gbps, 3), "IOPS": round(self.iops), "seconds": round(self.seconds, 3),
-                "ios": self.ios, **({"note": self.note} if self.note else {})}
+                "ios": self.ios, **extra}
 
 
 def _parse_size(text: str) -> int:
@@ -104,7 +108,10 @@ def run_fio(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
     return Result(job["bw_bytes"] / 1e9, job["iops"], secs, int(job["total_ios"]))
 
 
-def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str) -> Result:
+def run_dsd(
+    path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str,
+    register: str = "auto",
+) -> Result:
     from dsd import _native
     from dsd.ioengine import REQUEST
 
@@ -127,7 +134,8 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
     os.unlink(shm_path)
     fd = os.open(path, os.O_RDONLY)
     workers = 1 if backend == "uring" else 0
-    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=qd, direct="auto" if direct else "off")
+    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=qd, direct="auto" if direct else "off",
+                           register=register)
     reg = _native.Registry()
     try:
         os.ftruncate(shm, nslots * bs)
@@ -156,6 +164,7 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
         send(2 * qd)
         outstanding = 2 * qd
         start = time.perf_counter()
+        cpu_start = time.thread_time()  # this (driver) thread only: what the daemon's loop would pay
         deadline = start + seconds
         while True:
             poller.poll(100)
@@ -172,6 +181,7 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
             send(got)
             outstanding += got
         elapsed = time.perf_counter() - start
+        driver_cpu = time.thread_time() - cpu_start
         while outstanding:
             poller.poll(100)
             for _, data in reap():
@@ -181,7 +191,9 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
         if failed:
             raise RuntimeError(f"{failed} reads failed during the benchmark: {st}")
         note = f"workers={eng.workers}, queued={2 * qd}, direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}"
-        return Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
+        res = Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
+        res.driver_cpu_us = driver_cpu / max(done, 1) * 1e6
+        return res
     finally:
         eng.close()
         reg.close()
@@ -189,8 +201,19 @@ def run_dsd(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, se
         os.close(shm)
 
 
-def _fmt_ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+def _targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, checked against this run: dsd-uring >= 95% of fio's GB/s in every case,
+    and >= 2x the pread pool's IOPS for 4 KiB random reads at QD64."""
+    out = []
+    for name, case in cases.items():
+        ratios = case["ratios"]
+        if "dsd-uring/fio GB/s" in ratios:
+            got = ratios["dsd-uring/fio GB/s"]
+            out.append({"case": name, "what": "dsd-uring/fio GB/s", "want": 0.95, "got": got, "met": got >= 0.95})
+        if name.startswith("rand-4k-qd64") and "dsd-uring/dsd-posix IOPS" in ratios:
+            got = ratios["dsd-uring/dsd-posix IOPS"]
+            out.append({"case": name, "what": "dsd-uring/dsd-posix IOPS", "want": 2.0, "got": got, "met": got >= 2.0})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -262,6 +285,10 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         print(f"  {contender} -", end="")
                 print("  " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
+    report["targets"] = _targets(report["cases"])
+    if not args.json:
+        for t in report["targets"]:
+            print(f"target {t['case']}: {t['what']} >= {t['want']}: {t['got']} {'met' if t['met'] else 'MISSED'}")
     if not args.keep:
         os.unlink(path)
     if args.json:
