@@ -169,7 +169,7 @@ def run_dsd(
         while True:
             poller.poll(100)
             got = 0
-            for _, data in reap():
+            for _, data, *_failed in reap():
                 got += len(data) >> 5
             if not got:
                 continue
@@ -184,7 +184,7 @@ def run_dsd(
         driver_cpu = time.thread_time() - cpu_start
         while outstanding:
             poller.poll(100)
-            for _, data in reap():
+            for _, data, *_failed in reap():
                 outstanding -= len(data) >> 5
         st = eng.stats()
         failed = st["failed"] + st["cancelled"]
