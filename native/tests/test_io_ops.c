@@ -19,6 +19,7 @@
 
 #include "../gdeflate.h"
 #include "../io_engine.h"
+#include "../io_staging.h"
 
 static const char *backend_name = "";
 
@@ -343,8 +344,69 @@ static void close_with_waiters(void)
     printf("ok %s\n", backend_name);
 }
 
+/* The staging arena against a shadow page map: random allocations and frees never overlap,
+ * stay inside, are page-aligned, and a fully freed arena hands out its whole size again. */
+static void staging_model(void)
+{
+    backend_name = "staging";
+    struct dsd_io_staging s;
+    CHECK(dsd_io_staging_init(&s, 200 * 4096 + 1) == 0); /* rounds up to 201 pages */
+    CHECK(s.npages == 201 && s.limit == 200 * 4096 + 1);
+    static unsigned char owner[201];
+    memset(owner, 0, sizeof(owner));
+    struct { uint8_t *p; uint64_t len; } live[64];
+    size_t nlive = 0;
+    unsigned seed = 99;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        if (nlive < 64 && (seed >> 16) % 3 != 0) {
+            uint64_t len = 1 + (seed >> 8) % (40 * 4096);
+            uint8_t *p = dsd_io_staging_alloc(&s, len);
+            if (p == NULL) { /* only when no run of free pages is long enough */
+                size_t need = (size_t)dsd_io_staging_round(len) / 4096, run = 0;
+                for (size_t i = 0; i < s.npages; i++) {
+                    run = owner[i] ? 0 : run + 1;
+                    CHECK(run < need);
+                }
+                continue;
+            }
+            size_t first = (size_t)(p - s.base) / 4096, n = (size_t)dsd_io_staging_round(len) / 4096;
+            CHECK((size_t)(p - s.base) % 4096 == 0 && first + n <= s.npages);
+            for (size_t i = first; i < first + n; i++) {
+                CHECK(owner[i] == 0);
+                owner[i] = 1;
+            }
+            memset(p, 0xAB, len); /* the pages are really ours */
+            live[nlive].p = p;
+            live[nlive++].len = len;
+        } else if (nlive) {
+            size_t k = (seed >> 8) % nlive;
+            size_t first = (size_t)(live[k].p - s.base) / 4096, n = (size_t)dsd_io_staging_round(live[k].len) / 4096;
+            for (size_t i = first; i < first + n; i++)
+                owner[i] = 0;
+            dsd_io_staging_free(&s, live[k].p, live[k].len);
+            live[k] = live[--nlive];
+        }
+        CHECK(s.in_use <= s.bytes && s.peak <= s.bytes);
+    }
+    while (nlive) {
+        nlive--;
+        dsd_io_staging_free(&s, live[nlive].p, live[nlive].len);
+    }
+    CHECK(s.in_use == 0);
+    uint8_t *all = dsd_io_staging_alloc(&s, s.bytes);
+    CHECK(all == s.base && dsd_io_staging_alloc(&s, 1) == NULL);
+    dsd_io_staging_free(&s, all, s.bytes);
+    dsd_io_staging_destroy(&s);
+    struct dsd_io_staging none;
+    CHECK(dsd_io_staging_init(&none, 0) == 0 && dsd_io_staging_alloc(&none, 1) == NULL);
+    dsd_io_staging_destroy(&none);
+    printf("ok %s\n", backend_name);
+}
+
 int main(void)
 {
+    staging_model();
     unsigned s = 12345;
     for (size_t i = 0; i < PAYLOAD; i++) {
         s = s * 1103515245u + 12345u;
