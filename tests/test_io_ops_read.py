@@ -82,8 +82,12 @@ def test_conformance_streams_decode_from_files(backend, folder):
             os.close(fd)
 
 
-def test_corrupt_streams_fail_alone(backend):
-    bad = sorted(p for p in LOCAL.glob("bad-*.gdef"))
+@pytest.mark.parametrize("folder", [
+    pytest.param(SHARED, id="shared", marks=pytest.mark.skipif(not SHARED.is_dir(), reason=f"no corpus at {SHARED}")),
+    pytest.param(LOCAL, id="local"),
+])
+def test_corrupt_streams_fail_alone(backend, folder):
+    bad = sorted(p for p in folder.glob("bad-*.gdef"))
     good = LOCAL / "mixed-196625.9.gdef"
     assert bad and good.exists()
     files = [good, *bad]
