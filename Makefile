@@ -10,10 +10,10 @@ PY := $(VENV)/bin/python
 STAMPS := .build/stamps
 BUILD := .build
 
-# Debian packages: liburing for the io engine, fio as the benchmark baseline, glslang to compile
+# Debian packages: liburing for the io engine, libzstd for its Zstandard codec stage, fio as the benchmark baseline, glslang to compile
 # the shaders, Mesa lavapipe as the CPU Vulkan driver CI tests on, clang for libFuzzer, systemd
 # for `systemd-analyze verify`, valgrind for the native memcheck run.
-APT_PACKAGES := build-essential pkg-config liburing-dev fio glslang-tools spirv-tools \
+APT_PACKAGES := build-essential pkg-config liburing-dev libzstd-dev fio glslang-tools spirv-tools \
 	mesa-vulkan-drivers libvulkan1 vulkan-tools vulkan-validationlayers clang libclang-rt-14-dev systemd valgrind
 
 .PHONY: all deps build run test test-python test-native bench clean

@@ -55,7 +55,7 @@ native = Extension(
     "dsd._native",
     sources=SOURCES,
     include_dirs=["native"],
-    libraries=["uring", "pthread"],
+    libraries=["uring", "zstd", "pthread"],
     extra_compile_args=[
         "-std=gnu11",
         "-Wall",

@@ -1,7 +1,8 @@
 """Settings and helpers around the native io engine (``dsd._native.IoEngine``).
 
-The engine reads packed request records (native/dsd_wire.h) into registered shared-memory
-regions with io_uring rings or a pread thread pool. This module is the one place that turns
+The engine runs packed request records (native/dsd_wire.h): reads into registered shared-memory
+regions, writes from them, fsync, MEMORY-source copies, and GDeflate/Zstandard requests decoded
+(encoded) on codec threads, with io_uring rings or a pread/pwrite thread pool. This module is the one place that turns
 environment variables (and runtime overrides) into engine options, so the daemon, ``dsd doctor``
 and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and the AUTO rules.
 
@@ -11,6 +12,8 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
     DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
+    DSD_STAGING_BYTES   staging buffer for compressed requests, bytes, 0..2**40 (default 32 MiB)
+    DSD_IO_CODEC_WORKERS  codec threads, 0 = one per online core (default 0)
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ COMPLETION = struct.Struct("<QQIiBB6x")
 assert REQUEST.size == 64 and COMPLETION.size == 32
 
 STATUS_OK, STATUS_FAILED, STATUS_CANCELLED = 0, 1, 2
+OP_READ, OP_WRITE, OP_FSYNC = 0, 1, 2
+COMPRESSION_NONE, COMPRESSION_GDEFLATE, COMPRESSION_ZSTD = 0, 1, 2
+SOURCE_FILE, SOURCE_MEMORY = 0, 1
+STAGING_DEFAULT = 32 << 20  # DirectStorage's default staging buffer size
+STAGING_MAX = 1 << 40
 REASONS = (
     "NONE", "IO", "EOF", "BAD_FILE", "BAD_REGION", "REGION_BOUNDS", "SIZE_MISMATCH",
     "UNSUPPORTED", "RESERVED", "DECOMPRESS", "TOO_LARGE", "CANCELLED", "SHUTDOWN",
@@ -48,6 +56,8 @@ class IoSettings:
     sqpoll: bool = False
     direct: str = "auto"
     register: str = "auto"
+    staging_bytes: int = STAGING_DEFAULT
+    codec_workers: int = 0
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,6 +70,8 @@ _ENV = {
     "sqpoll": "DSD_IO_SQPOLL",
     "direct": "DSD_IO_DIRECT",
     "register": "DSD_IO_REGISTER",
+    "staging_bytes": "DSD_STAGING_BYTES",
+    "codec_workers": "DSD_IO_CODEC_WORKERS",
 }
 
 _overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
@@ -88,7 +100,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
         value = int(raw)
     except (TypeError, ValueError):
         raise bad("an integer") from None
-    low, high = (0, 256) if name == "workers" else (1, 4096)
+    low, high = {"workers": (0, 256), "codec_workers": (0, 256), "staging_bytes": (0, STAGING_MAX)}.get(name, (1, 4096))
     if not low <= value <= high:
         raise bad(f"in [{low}, {high}]")
     return value
@@ -145,6 +157,66 @@ def pack_read(
         request_id, tag, offset, size, file_id, dst_offset,
         size if dst_size is None else dst_size, region_id, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     )
+
+
+def pack_request(
+    request_id: int,
+    *,
+    op: int = OP_READ,
+    src_id: int = 0,
+    src_offset: int = 0,
+    src_size: int = 0,
+    dst_id: int = 0,
+    dst_offset: int = 0,
+    dst_size: int | None = None,
+    compression: int = COMPRESSION_NONE,
+    source_type: int = SOURCE_FILE,
+    uncompressed_size: int | None = None,
+    level: int = 0,
+    tag: int = 0,
+) -> bytes:
+    """Any request record. Defaults: ``dst_size`` = ``src_size`` (for compressed READs pass the
+    decoded size; for compressed WRITEs 0 = no limit), ``uncompressed_size`` = 0 when uncompressed,
+    else the decoded size (READ: ``dst_size``; WRITE: ``src_size``)."""
+    if dst_size is None:
+        dst_size = src_size if compression == COMPRESSION_NONE or op == OP_READ else 0
+    if uncompressed_size is None:
+        if compression == COMPRESSION_NONE:
+            uncompressed_size = 0
+        else:
+            uncompressed_size = dst_size if op == OP_READ else src_size
+    return REQUEST.pack(
+        request_id, tag, src_offset, src_size, src_id, dst_offset, dst_size, dst_id, uncompressed_size,
+        op, compression, source_type, 0, 0, 0, level, 0,
+    )
+
+
+def pack_write(
+    request_id: int,
+    region_id: int,
+    src_offset: int,
+    size: int,
+    file_id: int,
+    file_offset: int,
+    *,
+    compression: int = COMPRESSION_NONE,
+    level: int = 0,
+    max_size: int = 0,
+    tag: int = 0,
+) -> bytes:
+    """One WRITE: ``size`` bytes of region ``region_id`` at ``src_offset`` to ``file_id`` at
+    ``file_offset``; compressed on the way when ``compression`` is set (then ``max_size`` bounds
+    the compressed bytes the file may take, 0 = no limit)."""
+    return pack_request(
+        request_id, op=OP_WRITE, src_id=region_id, src_offset=src_offset, src_size=size, dst_id=file_id,
+        dst_offset=file_offset, dst_size=size if compression == COMPRESSION_NONE else max_size,
+        compression=compression, level=level, tag=tag,
+    )
+
+
+def pack_fsync(request_id: int, file_id: int, *, tag: int = 0) -> bytes:
+    """One FSYNC of ``file_id``."""
+    return pack_request(request_id, op=OP_FSYNC, dst_id=file_id, tag=tag)
 
 
 class Completion(NamedTuple):

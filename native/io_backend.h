@@ -6,6 +6,13 @@
  * it retires the request) and the completion list (from the report until reap). cancel() can
  * report a request the backend still holds in a queue; the backend's claim (QUEUED -> ISSUED)
  * fails then and it simply lets go of the slot.
+ *
+ * A request runs as a short list of stages (io, codec), each done by an executor (the backend,
+ * or the codec pool in io_codec.c) that claims it QUEUED -> ISSUED, works, and retires it. When
+ * a stage ends OK and another follows, dsd_io_retire() hands the request on (state back to
+ * QUEUED, the executor's reference passed along) instead of reporting it, so cancel() works the
+ * same between stages as before the first. Compressed requests first wait (QUEUED, in the
+ * engine's FIFO, under the engine lock) for staging space.
  */
 #ifndef DSD_IO_BACKEND_H
 #define DSD_IO_BACKEND_H
@@ -16,6 +23,7 @@
 #include <stdint.h>
 
 #include "io_engine.h"
+#include "io_staging.h"
 
 enum dsd_io_req_state {
     DSD_REQ_QUEUED = 0,    /* in a backend queue, not started */
@@ -25,29 +33,60 @@ enum dsd_io_req_state {
 
 struct dsd_io_client;
 
+/* What a stage does. */
+enum dsd_io_stage {
+    DSD_STAGE_IO = 1,    /* the backend: read / write / fsync (req->op) */
+    DSD_STAGE_CODEC = 2, /* the codec pool: copy, decode or encode (req->codec) */
+};
+
+enum dsd_io_codec_job {
+    DSD_CODEC_COPY = 1,   /* MEMORY source, no compression: memmove */
+    DSD_CODEC_DECODE = 2, /* csrc -> cdst (a MEMORY source is first copied into staging) */
+    DSD_CODEC_ENCODE = 3, /* csrc -> staging; the io stage then writes the staging bytes */
+};
+
+#define DSD_IO_MSG_LEN 120
+
 struct dsd_io_req {
     struct dsd_io_req *next;         /* backend queue link */
     struct dsd_io_req *done_next;    /* client's completion list */
     struct dsd_io_req *lprev, *lnext; /* client's live list (engine lock) */
     struct dsd_io_client *client;
+    struct dsd_io_req *wprev, *wnext; /* engine FIFO of requests waiting for staging (engine lock) */
     struct dsd_io_file *file;
-    struct dsd_io_region *region;
-    uint8_t *dst;                    /* region->base + dst_offset */
+    struct dsd_io_region *region;    /* READ: destination region; WRITE: source region */
+    struct dsd_io_region *src_region; /* READ from MEMORY: the source region */
+    uint8_t *buf;                    /* io stage: where a read lands / a write comes from */
     uint64_t offset;                 /* file offset of the first byte */
     uint64_t seq;                    /* engine-unique, tells reused slots apart (io_uring cancel);
                                         accessed with __atomic builtins, a late cancel reads it racily */
     uint64_t request_id;
     uint64_t cancel_tag;
-    uint32_t size;
-    uint32_t done;                   /* bytes read so far */
+    uint32_t size;                   /* io stage: bytes to read / write */
+    uint32_t done;                   /* io stage: bytes moved so far; when reported, bytes delivered */
+    uint8_t *staging;                /* staging pages held (engine lock), or NULL */
+    uint64_t staging_len;            /* bytes asked for (> 0 when the request needs staging) */
+    const uint8_t *csrc;             /* codec stage input */
+    uint8_t *cdst;                   /* codec stage output (DECODE/COPY) */
+    uint32_t csrc_len, cdst_len;     /* cdst_len: exact output size (DECODE/COPY), or the limit (ENCODE, 0 none) */
     atomic_int state;                /* enum dsd_io_req_state */
     atomic_int owners;
     atomic_int cancel_requested;     /* set by cancel() on an ISSUED request */
     int error;                       /* result, set by the backend */
     uint8_t status;
     uint8_t reason;
-    uint8_t direct;                  /* current read uses O_DIRECT */
+    uint8_t direct;                  /* current read/write uses O_DIRECT */
+    uint8_t op;                      /* io stage: DSD_OP_READ / WRITE / FSYNC */
+    uint8_t io_fixed;                /* buf lies in `region` (io_uring may use it registered) */
+    uint8_t codec;                   /* enum dsd_io_codec_job */
+    uint8_t compression;             /* enum dsd_compression */
+    int8_t level;                    /* ENCODE */
+    uint8_t copy_in;                 /* DECODE from MEMORY: copy csrc into staging first */
+    uint8_t waiting;                 /* in the staging FIFO */
+    uint8_t stage, nstages;
+    uint8_t stages[2];               /* enum dsd_io_stage */
     uint16_t ring;                   /* io_uring: ring that holds it (atomic accesses: see seq) */
+    char msg[DSD_IO_MSG_LEN];        /* why it failed, in words ("" when errno/reason say it all) */
     struct dsd_completion_record rec; /* filled when reported */
     struct dsd_request_record orig;   /* as submitted: a failure is reported with its request */
 };
@@ -70,6 +109,17 @@ struct dsd_io_backend_ops {
 extern const struct dsd_io_backend_ops dsd_io_posix_ops;
 extern const struct dsd_io_backend_ops dsd_io_uring_ops;
 
+struct dsd_io_codec_pool;
+/* The codec stage's executor (io_codec.c): same contract as a backend. */
+int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_codec_pool **out, char *reason,
+                       size_t reason_len);
+void dsd_io_codec_enqueue(struct dsd_io_codec_pool *p, struct dsd_io_req **reqs, size_t n);
+void dsd_io_codec_stop(struct dsd_io_codec_pool *p);   /* finish running jobs, queued ones SHUTDOWN, join */
+void dsd_io_codec_free(struct dsd_io_codec_pool *p);
+/* Worst-case compressed size of len bytes (0: too large for the format); level in range? */
+uint64_t dsd_io_codec_bound(int compression, uint32_t len);
+int dsd_io_codec_level_ok(int compression, int level);
+
 struct dsd_io_engine {
     struct dsd_io_config cfg;
     const struct dsd_io_backend_ops *ops;
@@ -77,12 +127,18 @@ struct dsd_io_engine {
     char reason[256];
     int efd;
 
-    pthread_mutex_t lock; /* clients, live lists, completion lists, counters below */
-    pthread_cond_t idle;  /* submitters == 0 */
+    pthread_mutex_t lock; /* clients, live lists, completion lists, staging, counters below */
+    pthread_cond_t idle;  /* submitters == 0 and advancing == 0 */
     struct dsd_io_client **clients;
     size_t nclients, cap_clients;
     int closing, closed;
     unsigned submitters;
+    unsigned advancing;   /* threads handing requests to their next stage outside the lock */
+    int draining;         /* close() began: finished stages report SHUTDOWN instead of advancing */
+    struct dsd_io_codec_pool *codec;
+    struct dsd_io_staging staging;
+    struct dsd_io_req *wait_head, *wait_tail; /* FIFO waiting for staging */
+    uint64_t n_staging_waits;
     bool signaled;        /* eventfd written since the last reap */
     uint64_t n_completed, n_failed, n_cancelled, n_dropped, n_bytes, n_rejected, n_pending;
 
@@ -94,6 +150,7 @@ struct dsd_io_engine {
 
     atomic_uint_fast64_t n_submitted, n_in_flight;
     atomic_uint_fast64_t n_direct, n_buffered, n_short, n_retries, n_fixed_files, n_fixed_bufs;
+    atomic_uint_fast64_t n_writes, n_bytes_written, n_fsyncs, n_decoded, n_decode_failures, n_encoded, n_copies;
 };
 
 /* Backend helpers (io_engine.c). */
@@ -122,7 +179,10 @@ static inline void dsd_io_req_shutdown(struct dsd_io_req *r)
     dsd_io_req_set(r, DSD_STATUS_CANCELLED, DSD_REASON_SHUTDOWN, 125 /* ECANCELED */);
 }
 
-/* Which fd a read of `len` bytes at `off` into `buf` should use: O_DIRECT when allowed. */
+/* Why the request failed, in words (kept for reap_ex). */
+void dsd_io_req_msg(struct dsd_io_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Which fd a read (or write) of `len` bytes at `off` into (from) `buf` should use: O_DIRECT when allowed. */
 static inline int dsd_io_pick_fd(const struct dsd_io_engine *e, struct dsd_io_file *f, uint64_t off,
                                  const uint8_t *buf, uint32_t len, uint8_t *direct)
 {

@@ -1,6 +1,7 @@
 /*
- * The io engine's core (io_engine.h): parses and validates packed request batches, keeps each
- * client's live requests and completion list, cancels, and counts. Backends only read bytes.
+ * The io engine's core (io_engine.h): parses and validates packed request batches, runs each
+ * request through its stages (staging wait, io, codec), keeps each client's live requests and
+ * completion list, cancels, and counts. Backends only move bytes; the codec pool only codes.
  *
  * Locking: one engine lock, taken once per submitted chunk, once per retired batch, once per
  * reap. The request pool has its own lock, also taken once per batch. Backends keep their own
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,16 +119,22 @@ static void req_init(struct dsd_io_req *r, const struct dsd_request_record *rec)
     /* Field by field, not memset: an io_uring ring may still read seq/state/ring of a reused
      * slot (a late cancel command), and those are accessed atomically. */
     r->next = r->done_next = r->lprev = r->lnext = NULL;
+    r->wprev = r->wnext = NULL;
     r->client = NULL;
     r->file = NULL;
     r->region = NULL;
-    r->dst = NULL;
-    r->offset = rec->src_offset;
-    r->orig = *rec;
+    r->src_region = NULL;
+    r->buf = NULL;
+    r->offset = 0;
     r->request_id = rec->request_id;
     r->cancel_tag = rec->cancel_tag;
-    r->size = rec->src_size;
+    r->size = 0;
     r->done = 0;
+    r->staging = NULL;
+    r->staging_len = 0;
+    r->csrc = NULL;
+    r->cdst = NULL;
+    r->csrc_len = r->cdst_len = 0;
     atomic_store_explicit(&r->state, DSD_REQ_QUEUED, memory_order_relaxed);
     atomic_store_explicit(&r->owners, 1, memory_order_relaxed);
     atomic_store_explicit(&r->cancel_requested, 0, memory_order_relaxed);
@@ -134,6 +142,17 @@ static void req_init(struct dsd_io_req *r, const struct dsd_request_record *rec)
     r->status = 0;
     r->reason = 0;
     r->direct = 0;
+    r->op = 0;
+    r->io_fixed = 0;
+    r->codec = 0;
+    r->compression = 0;
+    r->level = 0;
+    r->copy_in = 0;
+    r->waiting = 0;
+    r->stage = r->nstages = 0;
+    r->stages[0] = r->stages[1] = 0;
+    r->msg[0] = '\0';
+    r->orig = *rec;
 }
 
 /* ---- clients (engine lock held) ---- */
@@ -216,6 +235,8 @@ static uint32_t hresult_for(uint8_t reason, int error)
     case DSD_REASON_SIZE_MISMATCH: return DSD_E_INVALID_DESTINATION_SIZE;
     case DSD_REASON_UNSUPPORTED: return DSD_E_NOTIMPL;
     case DSD_REASON_RESERVED: return DSD_E_RESERVED_FIELDS;
+    case DSD_REASON_DECOMPRESS: return DSD_E_DECOMPRESSION_ERROR;
+    case DSD_REASON_TOO_LARGE: return DSD_E_REQUEST_TOO_LARGE;
     case DSD_REASON_CANCELLED: return DSD_E_ABORT;
     case DSD_REASON_SHUTDOWN: return DSD_E_ABORT;
     default: return DSD_E_FAIL;
@@ -235,7 +256,16 @@ static bool report_locked(struct dsd_io_engine *e, struct dsd_io_req *r, struct 
         return false;
     }
     switch (r->status) {
-    case DSD_STATUS_OK: e->n_completed++; e->n_bytes += r->done; break;
+    case DSD_STATUS_OK:
+        e->n_completed++;
+        e->n_bytes += r->done;
+        if (r->orig.op == DSD_OP_WRITE) {
+            atomic_fetch_add_explicit(&e->n_writes, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&e->n_bytes_written, r->done, memory_order_relaxed);
+        } else if (r->orig.op == DSD_OP_FSYNC) {
+            atomic_fetch_add_explicit(&e->n_fsyncs, 1, memory_order_relaxed);
+        }
+        break;
     case DSD_STATUS_CANCELLED: e->n_cancelled++; break;
     default: e->n_failed++; break;
     }
@@ -270,6 +300,15 @@ static void signal_eventfd(struct dsd_io_engine *e)
     }
 }
 
+void dsd_io_req_msg(struct dsd_io_req *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* File and region references (not staging: that needs the engine lock). */
 static void release_resources(struct dsd_io_req *r)
 {
     if (r->file) {
@@ -280,84 +319,388 @@ static void release_resources(struct dsd_io_req *r)
         dsd_io_region_put(r->region);
         r->region = NULL;
     }
+    if (r->src_region) {
+        dsd_io_region_put(r->src_region);
+        r->src_region = NULL;
+    }
+}
+
+/* ---- stages ---- */
+
+/* Requests on their way to their next executor, collected under the lock, handed on after. */
+struct handoff {
+    struct dsd_io_req *io[SUBMIT_CHUNK];
+    struct dsd_io_req *codec[SUBMIT_CHUNK];
+    size_t nio, ncodec;
+};
+
+static void handoff_flush(struct dsd_io_engine *e, struct handoff *h)
+{
+    if (h->nio)
+        e->ops->enqueue(e, h->io, h->nio);
+    if (h->ncodec)
+        dsd_io_codec_enqueue(e->codec, h->codec, h->ncodec);
+    h->nio = h->ncodec = 0;
+}
+
+/* Outside the lock: r (QUEUED) goes to the executor of its current stage. */
+static void handoff_add(struct dsd_io_engine *e, struct handoff *h, struct dsd_io_req *r)
+{
+    if (h->nio == SUBMIT_CHUNK || h->ncodec == SUBMIT_CHUNK)
+        handoff_flush(e, h);
+    if (r->stages[r->stage] == DSD_STAGE_IO)
+        h->io[h->nio++] = r;
+    else
+        h->codec[h->ncodec++] = r;
+}
+
+/* A chain (through `next`) of requests that got staging: hand them on. */
+static void handoff_chain(struct dsd_io_engine *e, struct handoff *h, struct dsd_io_req *chain)
+{
+    for (struct dsd_io_req *r = chain, *nx; r; r = nx) {
+        nx = r->next;
+        handoff_add(e, h, r);
+    }
+}
+
+static void advancing_done(struct dsd_io_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    if (--e->advancing == 0 && e->submitters == 0)
+        pthread_cond_broadcast(&e->idle);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Point the request's buffers at its staging pages. */
+static void bind_staging(struct dsd_io_req *r)
+{
+    if (r->codec == DSD_CODEC_DECODE && !r->copy_in) {
+        r->buf = r->staging; /* FILE: the read lands in staging, the decoder reads it there */
+        r->csrc = r->staging;
+    }
+}
+
+static void wait_unlink(struct dsd_io_engine *e, struct dsd_io_req *r)
+{
+    if (r->wprev)
+        r->wprev->wnext = r->wnext;
+    else
+        e->wait_head = r->wnext;
+    if (r->wnext)
+        r->wnext->wprev = r->wprev;
+    else
+        e->wait_tail = r->wprev;
+    r->wprev = r->wnext = NULL;
+    r->waiting = 0;
+}
+
+/* Engine lock held. Staging for r now, or r joins the FIFO (false). */
+static bool staging_take_locked(struct dsd_io_engine *e, struct dsd_io_req *r)
+{
+    if (e->wait_head == NULL) {
+        r->staging = dsd_io_staging_alloc(&e->staging, r->staging_len);
+        if (r->staging != NULL) {
+            bind_staging(r);
+            return true;
+        }
+    }
+    r->waiting = 1;
+    r->wnext = NULL;
+    r->wprev = e->wait_tail;
+    if (e->wait_tail)
+        e->wait_tail->wnext = r;
+    else
+        e->wait_head = r;
+    e->wait_tail = r;
+    e->n_staging_waits++;
+    return false;
+}
+
+/* Engine lock held. r's staging goes back; waiters that fit now (FIFO order, so a large request
+ * is never starved by small ones) are chained onto *granted for the caller to hand on. */
+static void staging_put_locked(struct dsd_io_engine *e, struct dsd_io_req *r, struct dsd_io_req **granted)
+{
+    if (r->staging == NULL)
+        return;
+    dsd_io_staging_free(&e->staging, r->staging, r->staging_len);
+    r->staging = NULL;
+    while (e->wait_head) {
+        struct dsd_io_req *w = e->wait_head;
+        uint8_t *p = dsd_io_staging_alloc(&e->staging, w->staging_len);
+        if (p == NULL)
+            break;
+        wait_unlink(e, w);
+        w->staging = p;
+        bind_staging(w);
+        w->next = *granted;
+        *granted = w;
+    }
+}
+
+static bool advances(const struct dsd_io_req *r)
+{
+    return r->status == DSD_STATUS_OK && r->stage + 1 < r->nstages;
 }
 
 void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
     struct freelist fl = {0};
+    struct handoff h;
+    struct dsd_io_req *granted = NULL;
+    size_t nretired = 0;
     bool sig = false;
+    h.nio = h.ncodec = 0;
     /* Resources first: nothing reads them any more, and munmap/close stay out of the lock. */
     for (size_t i = 0; i < n; i++)
-        if (atomic_load_explicit(&reqs[i]->state, memory_order_acquire) == DSD_REQ_ISSUED)
+        if (atomic_load_explicit(&reqs[i]->state, memory_order_acquire) == DSD_REQ_ISSUED && !advances(reqs[i]))
             release_resources(reqs[i]);
+    struct dsd_io_req *next_stage = NULL; /* chained through `next` */
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < n; i++) {
         struct dsd_io_req *r = reqs[i];
         if (atomic_load_explicit(&r->state, memory_order_acquire) == DSD_REQ_ISSUED) {
+            if (advances(r)) {
+                if (!e->draining) {
+                    /* on to the next stage: the executor's reference goes with it */
+                    r->stage++;
+                    atomic_store_explicit(&r->state, DSD_REQ_QUEUED, memory_order_release);
+                    r->next = next_stage;
+                    next_stage = r;
+                    continue;
+                }
+                dsd_io_req_shutdown(r); /* closing: the next stage will not run */
+                release_resources(r);
+            }
+            staging_put_locked(e, r, &granted);
             live_unlink(r->client, r);
             sig |= report_locked(e, r, &fl);
         }
-        freelist_drop(&fl, r); /* the backend's reference */
+        freelist_drop(&fl, r); /* the executor's reference */
+        nretired++;
     }
+    bool handing = next_stage != NULL || granted != NULL;
+    if (handing)
+        e->advancing++;
     pthread_mutex_unlock(&e->lock);
-    atomic_fetch_sub_explicit(&e->n_in_flight, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&e->n_in_flight, nretired, memory_order_relaxed);
     if (sig)
         signal_eventfd(e);
     freelist_flush(e, &fl);
+    if (handing) {
+        handoff_chain(e, &h, next_stage);
+        handoff_chain(e, &h, granted);
+        handoff_flush(e, &h);
+        advancing_done(e);
+    }
 }
 
 /* ---- validation ---- */
 
-static bool validate(struct dsd_io_registry *reg, const struct dsd_request_record *rec, struct dsd_io_req *r)
+static bool reject(struct dsd_io_req *r, uint8_t reason, int err)
 {
-    if (rec->flags != 0 || rec->reserved != 0) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_RESERVED, EINVAL);
-        return false;
-    }
-    if (rec->op != DSD_OP_READ || rec->compression != DSD_COMPRESSION_NONE || rec->source_type != DSD_SOURCE_FILE) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_UNSUPPORTED, EOPNOTSUPP);
-        return false;
-    }
-    if (rec->dst_size != rec->src_size || (rec->uncompressed_size != 0 && rec->uncompressed_size != rec->dst_size)) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_SIZE_MISMATCH, EINVAL);
-        return false;
-    }
-    struct dsd_io_file *f = dsd_io_registry_file_locked(reg, rec->src_id);
-    if (f == NULL) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_BAD_FILE, EBADF);
-        return false;
-    }
-    struct dsd_io_region *g = dsd_io_registry_region_locked(reg, rec->dst_id);
-    if (g == NULL) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_BAD_REGION, ENOENT);
-        return false;
-    }
-    if (rec->dst_offset > g->size || rec->dst_size > g->size - rec->dst_offset) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_REGION_BOUNDS, EFAULT);
-        return false;
-    }
-    uint64_t limit = INT64_MAX;
-    if (f->sized) {
-        int rc = dsd_io_registry_file_size_locked(reg, f, &limit);
-        if (rc < 0) {
-            dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, -rc);
-            return false;
+    dsd_io_req_set(r, DSD_STATUS_FAILED, reason, err);
+    return false;
+}
+
+/* The request's stages, in order. */
+static void set_stages(struct dsd_io_req *r, uint8_t first, uint8_t second)
+{
+    r->stages[0] = first;
+    r->stages[1] = second;
+    r->nstages = second ? 2 : 1;
+    r->stage = 0;
+}
+
+static bool region_range_ok(const struct dsd_io_region *g, uint64_t off, uint32_t size)
+{
+    return off <= g->size && size <= g->size - off;
+}
+
+static bool validate_read(struct dsd_io_engine *e, struct dsd_io_registry *reg, const struct dsd_request_record *rec,
+                          struct dsd_io_req *r)
+{
+    bool packed = rec->compression != DSD_COMPRESSION_NONE;
+    if (!packed && (rec->dst_size != rec->src_size || (rec->uncompressed_size != 0 && rec->uncompressed_size != rec->dst_size)))
+        return reject(r, DSD_REASON_SIZE_MISMATCH, EINVAL);
+    if (packed) {
+        if (rec->uncompressed_size != rec->dst_size)
+            return reject(r, DSD_REASON_SIZE_MISMATCH, EINVAL);
+        if (rec->src_size > e->staging.limit || rec->dst_size > e->staging.limit) {
+            dsd_io_req_msg(r, "%u compressed / %u uncompressed bytes do not fit the %llu-byte staging buffer",
+                           rec->src_size, rec->dst_size, (unsigned long long)e->staging.limit);
+            return reject(r, DSD_REASON_TOO_LARGE, ENOBUFS);
         }
     }
-    if (rec->src_offset > limit || rec->src_size > limit - rec->src_offset) {
-        dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_EOF, 0);
-        return false;
+    struct dsd_io_file *f = NULL;
+    struct dsd_io_region *src = NULL;
+    if (rec->source_type == DSD_SOURCE_FILE) {
+        f = dsd_io_registry_file_locked(reg, rec->src_id);
+        if (f == NULL)
+            return reject(r, DSD_REASON_BAD_FILE, EBADF);
+    } else {
+        src = dsd_io_registry_region_locked(reg, rec->src_id);
+        if (src == NULL)
+            return reject(r, DSD_REASON_BAD_REGION, ENOENT);
+    }
+    struct dsd_io_region *g = dsd_io_registry_region_locked(reg, rec->dst_id);
+    if (g == NULL)
+        return reject(r, DSD_REASON_BAD_REGION, ENOENT);
+    if (!region_range_ok(g, rec->dst_offset, rec->dst_size))
+        return reject(r, DSD_REASON_REGION_BOUNDS, EFAULT);
+    if (f != NULL) {
+        uint64_t limit = INT64_MAX;
+        if (f->sized) {
+            int rc = dsd_io_registry_file_size_locked(reg, f, &limit);
+            if (rc < 0)
+                return reject(r, DSD_REASON_IO, -rc);
+        }
+        if (rec->src_offset > limit || rec->src_size > limit - rec->src_offset)
+            return reject(r, DSD_REASON_EOF, 0);
+    } else if (!region_range_ok(src, rec->src_offset, rec->src_size)) {
+        return reject(r, DSD_REASON_REGION_BOUNDS, EFAULT);
     }
     if (rec->src_size == 0) {
-        dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
-        return false; /* complete at once, nothing to read */
+        if (!packed) {
+            dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+            return false; /* complete at once, nothing to read */
+        }
+        dsd_io_req_msg(r, "an empty source is no compressed stream");
+        return reject(r, DSD_REASON_DECOMPRESS, EBADMSG);
     }
-    dsd_io_file_get(f);
     dsd_io_region_get(g);
-    r->file = f;
     r->region = g;
-    r->dst = g->base + rec->dst_offset;
+    r->compression = rec->compression;
+    uint8_t *dst = g->base + rec->dst_offset;
+    if (f != NULL) {
+        dsd_io_file_get(f);
+        r->file = f;
+        r->op = DSD_OP_READ;
+        r->offset = rec->src_offset;
+        r->size = rec->src_size;
+        if (!packed) {
+            r->buf = dst;
+            r->io_fixed = 1;
+            set_stages(r, DSD_STAGE_IO, 0);
+        } else {
+            r->codec = DSD_CODEC_DECODE;
+            r->staging_len = rec->src_size;
+            r->csrc_len = rec->src_size;
+            r->cdst = dst;
+            r->cdst_len = rec->dst_size;
+            set_stages(r, DSD_STAGE_IO, DSD_STAGE_CODEC);
+        }
+    } else {
+        dsd_io_region_get(src);
+        r->src_region = src;
+        r->csrc = src->base + rec->src_offset;
+        r->csrc_len = rec->src_size;
+        r->cdst = dst;
+        r->cdst_len = rec->dst_size;
+        r->codec = packed ? DSD_CODEC_DECODE : DSD_CODEC_COPY;
+        if (packed) {
+            r->copy_in = 1;
+            r->staging_len = rec->src_size;
+        }
+        set_stages(r, DSD_STAGE_CODEC, 0);
+    }
     return true;
+}
+
+static bool validate_write(struct dsd_io_engine *e, struct dsd_io_registry *reg, const struct dsd_request_record *rec,
+                           struct dsd_io_req *r)
+{
+    bool packed = rec->compression != DSD_COMPRESSION_NONE;
+    uint64_t bound = rec->src_size;
+    if (!packed && (rec->dst_size != rec->src_size || (rec->uncompressed_size != 0 && rec->uncompressed_size != rec->src_size)))
+        return reject(r, DSD_REASON_SIZE_MISMATCH, EINVAL);
+    if (packed) {
+        if (rec->uncompressed_size != rec->src_size)
+            return reject(r, DSD_REASON_SIZE_MISMATCH, EINVAL);
+        if (!dsd_io_codec_level_ok(rec->compression, rec->level)) {
+            dsd_io_req_msg(r, "level %d is not a %s level", rec->level,
+                           rec->compression == DSD_COMPRESSION_GDEFLATE ? "GDeflate" : "Zstandard");
+            return reject(r, DSD_REASON_UNSUPPORTED, EINVAL);
+        }
+        bound = dsd_io_codec_bound(rec->compression, rec->src_size);
+        if (rec->src_size > e->staging.limit || bound == 0 || bound > e->staging.limit) {
+            dsd_io_req_msg(r, "%u bytes (up to %llu compressed) do not fit the %llu-byte staging buffer", rec->src_size,
+                           (unsigned long long)bound, (unsigned long long)e->staging.limit);
+            return reject(r, DSD_REASON_TOO_LARGE, ENOBUFS);
+        }
+    }
+    struct dsd_io_region *src = dsd_io_registry_region_locked(reg, rec->src_id);
+    if (src == NULL)
+        return reject(r, DSD_REASON_BAD_REGION, ENOENT);
+    if (!region_range_ok(src, rec->src_offset, rec->src_size))
+        return reject(r, DSD_REASON_REGION_BOUNDS, EFAULT);
+    struct dsd_io_file *f = dsd_io_registry_file_locked(reg, rec->dst_id);
+    if (f == NULL)
+        return reject(r, DSD_REASON_BAD_FILE, EBADF);
+    if (!f->writable) {
+        dsd_io_req_msg(r, "file %u was not opened for writing", rec->dst_id);
+        return reject(r, DSD_REASON_IO, EBADF);
+    }
+    uint64_t most = packed && rec->dst_size != 0 && rec->dst_size < bound ? rec->dst_size : bound;
+    if (rec->dst_offset > INT64_MAX || most > INT64_MAX - rec->dst_offset)
+        return reject(r, DSD_REASON_IO, EFBIG);
+    if (!packed && rec->src_size == 0) {
+        dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+        return false;
+    }
+    dsd_io_region_get(src);
+    dsd_io_file_get(f);
+    r->region = src;
+    r->file = f;
+    r->op = DSD_OP_WRITE;
+    r->offset = rec->dst_offset;
+    r->compression = rec->compression;
+    if (!packed) {
+        r->buf = src->base + rec->src_offset;
+        r->size = rec->src_size;
+        r->io_fixed = 1;
+        set_stages(r, DSD_STAGE_IO, 0);
+    } else {
+        r->codec = DSD_CODEC_ENCODE;
+        r->level = rec->level;
+        r->csrc = src->base + rec->src_offset;
+        r->csrc_len = rec->src_size;
+        r->cdst_len = rec->dst_size; /* the most the file may take; 0 = no limit */
+        r->staging_len = bound;
+        set_stages(r, DSD_STAGE_CODEC, DSD_STAGE_IO);
+    }
+    return true;
+}
+
+static bool validate_fsync(struct dsd_io_registry *reg, const struct dsd_request_record *rec, struct dsd_io_req *r)
+{
+    if (rec->compression != DSD_COMPRESSION_NONE)
+        return reject(r, DSD_REASON_UNSUPPORTED, EOPNOTSUPP);
+    if (rec->src_size != 0 || rec->dst_size != 0 || rec->uncompressed_size != 0)
+        return reject(r, DSD_REASON_SIZE_MISMATCH, EINVAL);
+    struct dsd_io_file *f = dsd_io_registry_file_locked(reg, rec->dst_id);
+    if (f == NULL)
+        return reject(r, DSD_REASON_BAD_FILE, EBADF);
+    dsd_io_file_get(f);
+    r->file = f;
+    r->op = DSD_OP_FSYNC;
+    set_stages(r, DSD_STAGE_IO, 0);
+    return true;
+}
+
+/* The one place requests are checked (docs/io-engine.md lists the rules in this order). True:
+ * r holds its references and stages and goes on; false: r's result is set (failed, or done). */
+static bool validate(struct dsd_io_engine *e, struct dsd_io_registry *reg, const struct dsd_request_record *rec,
+                     struct dsd_io_req *r)
+{
+    if (rec->flags != 0 || rec->reserved != 0)
+        return reject(r, DSD_REASON_RESERVED, EINVAL);
+    if (rec->op > DSD_OP_FSYNC || rec->compression > DSD_COMPRESSION_ZSTD || rec->source_type > DSD_SOURCE_MEMORY)
+        return reject(r, DSD_REASON_UNSUPPORTED, EOPNOTSUPP);
+    switch (rec->op) {
+    case DSD_OP_READ: return validate_read(e, reg, rec, r);
+    case DSD_OP_WRITE: return validate_write(e, reg, rec, r); /* the source is a region whatever source_type says */
+    default: return validate_fsync(reg, rec, r);
+    }
 }
 
 int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, uint64_t client_key,
@@ -365,7 +708,9 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
 {
     const unsigned char *p = records;
     struct dsd_io_req *reqs[SUBMIT_CHUNK];
-    struct dsd_io_req *queue[SUBMIT_CHUNK];
+    bool go[SUBMIT_CHUNK];
+    struct handoff h;
+    h.nio = h.ncodec = 0;
     *accepted = 0;
 
     pthread_mutex_lock(&e->lock);
@@ -389,14 +734,17 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             memcpy(&rec, p + (base + i) * sizeof(rec), sizeof(rec)); /* the buffer may be unaligned */
             struct dsd_io_req *r = reqs[i];
             req_init(r, &rec);
-            if (validate(reg, &rec, r)) {
-                atomic_store_explicit(&r->owners, 2, memory_order_relaxed); /* backend + completion list */
-                queue[nq++] = r;
+            go[i] = validate(e, reg, &rec, r);
+            if (go[i]) {
+                atomic_store_explicit(&r->owners, 2, memory_order_relaxed); /* executor + completion list */
+                nq++;
             } else if (r->status != DSD_STATUS_OK) {
                 nfail++;
             }
         }
         dsd_io_registry_unlock(reg);
+        /* counted before any of them can finish */
+        atomic_fetch_add_explicit(&e->n_in_flight, nq, memory_order_relaxed);
 
         struct freelist fl = {0};
         bool sig = false;
@@ -410,17 +758,22 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
                 freelist_drop(&fl, reqs[i]);
             }
             freelist_flush(e, &fl);
+            atomic_fetch_sub_explicit(&e->n_in_flight, nq, memory_order_relaxed);
             rc = -ENOMEM;
             break;
         }
         c->refs += m;
+        size_t nstart = 0;
         for (size_t i = 0; i < m; i++) {
             struct dsd_io_req *r = reqs[i];
             r->client = c;
-            if (r->file != NULL)
-                live_link(c, r);
-            else
+            if (!go[i]) {
                 sig |= report_locked(e, r, &fl); /* rejected or 0-byte: complete now */
+                continue;
+            }
+            live_link(c, r);
+            if (r->staging_len == 0 || staging_take_locked(e, r))
+                reqs[nstart++] = r; /* the rest wait in the staging FIFO */
         }
         e->n_rejected += nfail;
         pthread_mutex_unlock(&e->lock);
@@ -428,15 +781,14 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
             signal_eventfd(e);
         freelist_flush(e, &fl);
         atomic_fetch_add_explicit(&e->n_submitted, m, memory_order_relaxed);
-        if (nq) {
-            atomic_fetch_add_explicit(&e->n_in_flight, nq, memory_order_relaxed);
-            e->ops->enqueue(e, queue, nq);
-        }
+        for (size_t i = 0; i < nstart; i++)
+            handoff_add(e, &h, reqs[i]);
+        handoff_flush(e, &h);
         *accepted += m - nfail;
     }
 
     pthread_mutex_lock(&e->lock);
-    if (--e->submitters == 0)
+    if (--e->submitters == 0 && e->advancing == 0)
         pthread_cond_broadcast(&e->idle);
     pthread_mutex_unlock(&e->lock);
     return rc;
@@ -450,7 +802,26 @@ struct taken {
     size_t n;
 };
 
+struct reap_adapter {
+    dsd_io_reap_fn fn;
+    void *ctx;
+};
+
+static int reap_without_messages(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                                 const struct dsd_request_record *failed, const char *const *messages, size_t nfailed)
+{
+    (void)messages;
+    struct reap_adapter *a = ctx;
+    return a->fn(a->ctx, key, recs, n, failed, nfailed);
+}
+
 int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
+{
+    struct reap_adapter a = {fn, ctx};
+    return dsd_io_engine_reap_ex(e, reap_without_messages, &a);
+}
+
+int dsd_io_engine_reap_ex(struct dsd_io_engine *e, dsd_io_reap_ex_fn fn, void *ctx)
 {
     uint64_t v;
     /* Drain first: whatever is reported after this point writes the eventfd again. */
@@ -487,6 +858,7 @@ int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
     size_t k = 0;
     struct dsd_completion_record *buf = NULL;
     struct dsd_request_record *fbuf = NULL;
+    const char **mbuf = NULL;
     size_t bufcap = 0;
     for (; k < nt && rc == 0; k++) {
         if (t[k].n > bufcap) {
@@ -496,7 +868,10 @@ int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
             struct dsd_request_record *nf = realloc(fbuf, t[k].n * sizeof(*nf));
             if (nf != NULL)
                 fbuf = nf;
-            if (nb == NULL || nf == NULL) {
+            const char **nm = realloc(mbuf, t[k].n * sizeof(*nm));
+            if (nm != NULL)
+                mbuf = nm;
+            if (nb == NULL || nf == NULL || nm == NULL) {
                 rc = -ENOMEM;
                 break;
             }
@@ -505,13 +880,16 @@ int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
         size_t j = 0, nfailed = 0;
         for (struct dsd_io_req *r = t[k].head; r; r = r->done_next) {
             buf[j++] = r->rec;
-            if (r->rec.status == DSD_STATUS_FAILED)
+            if (r->rec.status == DSD_STATUS_FAILED) {
+                mbuf[nfailed] = r->msg;
                 fbuf[nfailed++] = r->orig;
+            }
         }
-        rc = fn(ctx, t[k].client->key, buf, t[k].n, fbuf, nfailed);
+        rc = fn(ctx, t[k].client->key, buf, t[k].n, fbuf, mbuf, nfailed);
     }
     free(buf);
     free(fbuf);
+    free(mbuf);
 
     struct freelist fl = {0};
     pthread_mutex_lock(&e->lock);
@@ -548,17 +926,41 @@ int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx)
 
 /* ---- cancel / drop ---- */
 
+/* A request waiting for staging belongs to the engine alone: the FIFO lets go of it here. */
+static void forget_waiter_locked(struct dsd_io_engine *e, struct dsd_io_req *r, struct freelist *fl)
+{
+    wait_unlink(e, r);
+    freelist_drop(fl, r); /* the FIFO's (executor's) reference */
+    atomic_fetch_sub_explicit(&e->n_in_flight, 1, memory_order_relaxed);
+}
+
 static bool cancel_queued_locked(struct dsd_io_engine *e, struct dsd_io_client *c, struct dsd_io_req *r,
-                                 struct freelist *fl, bool *sig)
+                                 struct freelist *fl, bool *sig, struct dsd_io_req **granted)
 {
     int expected = DSD_REQ_QUEUED;
     if (!atomic_compare_exchange_strong(&r->state, &expected, DSD_REQ_CANCELLED))
         return false;
+    if (r->waiting)
+        forget_waiter_locked(e, r, fl);
     live_unlink(c, r);
-    release_resources(r); /* the backend never touches a request it could not claim */
+    release_resources(r); /* an executor never touches a request it could not claim */
+    staging_put_locked(e, r, granted);
     dsd_io_req_set(r, DSD_STATUS_CANCELLED, DSD_REASON_CANCELLED, ECANCELED);
     *sig |= report_locked(e, r, fl);
     return true;
+}
+
+/* After the lock: requests that got the staging a cancelled one gave back go on (the caller
+ * counted itself in `advancing`). */
+static void hand_on_granted(struct dsd_io_engine *e, struct dsd_io_req *granted)
+{
+    if (granted == NULL)
+        return;
+    struct handoff h;
+    h.nio = h.ncodec = 0;
+    handoff_chain(e, &h, granted);
+    handoff_flush(e, &h);
+    advancing_done(e);
 }
 
 static void cancel_issued_locked(struct dsd_io_engine *e, struct dsd_io_req *r)
@@ -571,6 +973,7 @@ int dsd_io_engine_cancel(struct dsd_io_engine *e, uint64_t client_key, uint64_t 
                          uint64_t id, size_t *count)
 {
     struct freelist fl = {0};
+    struct dsd_io_req *granted = NULL;
     bool sig = false;
     size_t n = 0, nq = 0;
     pthread_mutex_lock(&e->lock);
@@ -581,15 +984,18 @@ int dsd_io_engine_cancel(struct dsd_io_engine *e, uint64_t client_key, uint64_t 
         if (!match)
             continue;
         n++;
-        if (cancel_queued_locked(e, c, r, &fl, &sig))
+        if (cancel_queued_locked(e, c, r, &fl, &sig, &granted))
             nq++;
         else
             cancel_issued_locked(e, r);
     }
+    if (granted)
+        e->advancing++;
     pthread_mutex_unlock(&e->lock);
     if (sig)
         signal_eventfd(e);
     freelist_flush(e, &fl);
+    hand_on_granted(e, granted);
     if (nq && e->ops->kick)
         e->ops->kick(e);
     *count = n;
@@ -599,6 +1005,7 @@ int dsd_io_engine_cancel(struct dsd_io_engine *e, uint64_t client_key, uint64_t 
 int dsd_io_engine_drop_client(struct dsd_io_engine *e, uint64_t client_key)
 {
     struct freelist fl = {0};
+    struct dsd_io_req *granted = NULL;
     size_t idx, nq = 0;
     pthread_mutex_lock(&e->lock);
     struct dsd_io_client *c = client_find(e, client_key, &idx);
@@ -613,8 +1020,11 @@ int dsd_io_engine_drop_client(struct dsd_io_engine *e, uint64_t client_key)
         nx = r->lnext;
         int expected = DSD_REQ_QUEUED;
         if (atomic_compare_exchange_strong(&r->state, &expected, DSD_REQ_CANCELLED)) {
+            if (r->waiting)
+                forget_waiter_locked(e, r, &fl);
             live_unlink(c, r);
             release_resources(r);
+            staging_put_locked(e, r, &granted);
             r->client = NULL;
             e->n_dropped++;
             unref++;
@@ -634,8 +1044,11 @@ int dsd_io_engine_drop_client(struct dsd_io_engine *e, uint64_t client_key)
     c->done_head = c->done_tail = NULL;
     c->ndone = 0;
     client_unref(c, unref);
+    if (granted)
+        e->advancing++;
     pthread_mutex_unlock(&e->lock);
     freelist_flush(e, &fl);
+    hand_on_granted(e, granted);
     if (nq && e->ops->kick)
         e->ops->kick(e);
     return 0;
@@ -653,12 +1066,20 @@ static void engine_free_memory(struct dsd_io_engine *e)
     for (size_t i = 0; i < e->nslabs; i++)
         free(e->slabs[i]);
     free(e->slabs);
+    dsd_io_staging_destroy(&e->staging);
     if (e->efd >= 0)
         close(e->efd);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->pool_lock);
     pthread_cond_destroy(&e->idle);
     free(e);
+}
+
+static void stop_codec(struct dsd_io_engine *e)
+{
+    dsd_io_codec_stop(e->codec);
+    dsd_io_codec_free(e->codec);
+    e->codec = NULL;
 }
 
 int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **out, char *reason, size_t reason_len)
@@ -668,7 +1089,7 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
     if (cfg->backend < DSD_IO_BACKEND_AUTO || cfg->backend > DSD_IO_BACKEND_POSIX ||
         (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) ||
         (cfg->register_mode != DSD_IO_REGISTER_AUTO && cfg->register_mode != DSD_IO_REGISTER_OFF) || cfg->queue_depth > 4096 ||
-        cfg->workers > 256) {
+        cfg->workers > 256 || cfg->codec_workers > 256 || cfg->staging_bytes > DSD_IO_STAGING_MAX) {
         snprintf(reason, reason_len, "invalid engine configuration");
         return -EINVAL;
     }
@@ -690,6 +1111,20 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
         engine_free_memory(e);
         return rc;
     }
+    int src = dsd_io_staging_init(&e->staging, cfg->staging_bytes);
+    if (src < 0) {
+        snprintf(reason, reason_len, "staging buffer of %llu bytes: %s", (unsigned long long)cfg->staging_bytes,
+                 strerror(-src));
+        engine_free_memory(e);
+        return src;
+    }
+    if (e->cfg.codec_workers == 0)
+        e->cfg.codec_workers = dsd_io_online_cpus();
+    src = dsd_io_codec_start(e, e->cfg.codec_workers, &e->codec, reason, reason_len);
+    if (src < 0) {
+        engine_free_memory(e);
+        return src;
+    }
 
     int rc = -EINVAL;
     char why[200] = "";
@@ -701,6 +1136,7 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
                      cfg->backend == DSD_IO_BACKEND_AUTO ? "auto: io_uring rings set up" : "requested");
         } else if (cfg->backend == DSD_IO_BACKEND_URING) {
             snprintf(reason, reason_len, "%s", why);
+            stop_codec(e);
             engine_free_memory(e);
             return rc;
         }
@@ -711,6 +1147,7 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
         rc = e->ops->start(e, pwhy, sizeof(pwhy));
         if (rc < 0) {
             snprintf(reason, reason_len, "%s", pwhy);
+            stop_codec(e);
             engine_free_memory(e);
             return rc;
         }
@@ -732,10 +1169,27 @@ void dsd_io_engine_close(struct dsd_io_engine *e)
         return;
     }
     e->closing = 1;
-    while (e->submitters)
+    e->draining = 1; /* from now on a finished stage reports SHUTDOWN instead of going on */
+    while (e->submitters || e->advancing)
         pthread_cond_wait(&e->idle, &e->lock);
+    /* requests still waiting for staging never start */
+    struct freelist fl = {0};
+    bool sig = false;
+    while (e->wait_head) {
+        struct dsd_io_req *r = e->wait_head;
+        atomic_store(&r->state, DSD_REQ_CANCELLED);
+        forget_waiter_locked(e, r, &fl);
+        live_unlink(r->client, r);
+        release_resources(r);
+        dsd_io_req_shutdown(r);
+        sig |= report_locked(e, r, &fl);
+    }
     pthread_mutex_unlock(&e->lock);
+    if (sig)
+        signal_eventfd(e);
+    freelist_flush(e, &fl);
     e->ops->stop(e);
+    dsd_io_codec_stop(e->codec);
     pthread_mutex_lock(&e->lock);
     e->closed = 1;
     pthread_mutex_unlock(&e->lock);
@@ -747,6 +1201,8 @@ void dsd_io_engine_free(struct dsd_io_engine *e)
         return;
     dsd_io_engine_close(e);
     e->ops->destroy(e);
+    dsd_io_codec_free(e->codec);
+    e->codec = NULL;
     /* Unreaped completions hold no resources (released at retire); the slabs go below. */
     engine_free_memory(e);
 }
@@ -777,7 +1233,21 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->dropped = e->n_dropped;
     s->bytes = e->n_bytes;
     s->pending = e->n_pending;
+    s->staging_bytes = e->staging.limit;
+    s->staging_in_use = e->staging.in_use;
+    s->staging_peak = e->staging.peak;
+    s->staging_waits = e->n_staging_waits;
+    for (struct dsd_io_req *r = e->wait_head; r; r = r->wnext)
+        s->staging_waiting++;
     pthread_mutex_unlock(&e->lock);
+    s->writes = atomic_load(&e->n_writes);
+    s->bytes_written = atomic_load(&e->n_bytes_written);
+    s->fsyncs = atomic_load(&e->n_fsyncs);
+    s->decoded = atomic_load(&e->n_decoded);
+    s->decode_failures = atomic_load(&e->n_decode_failures);
+    s->encoded = atomic_load(&e->n_encoded);
+    s->copies = atomic_load(&e->n_copies);
+    s->codec_workers = e->cfg.codec_workers;
     s->submitted = atomic_load(&e->n_submitted);
     s->in_flight = atomic_load(&e->n_in_flight);
     s->direct_reads = atomic_load(&e->n_direct);

@@ -2,9 +2,12 @@
  * dsd io engine, C API: batches of packed request records (dsd_wire.h) in, packed completion
  * records out, grouped per client, with an eventfd that is readable while completions wait.
  *
- * Two backends do the reads: io_uring rings (io_uring.c) and a pread thread pool (io_posix.c).
- * The engine (io_engine.c) owns parsing and validation, the per-client completion lists,
- * cancellation and statistics, so both backends behave the same to callers.
+ * Two backends do the file I/O (reads, writes, fsync): io_uring rings (io_uring.c) and a
+ * pread/pwrite thread pool (io_posix.c). A codec pool (io_codec.c) decodes compressed reads
+ * (GDeflate, Zstandard), encodes compressed writes and copies MEMORY sources, with staging
+ * buffers from a bounded arena (io_staging.c). The engine (io_engine.c) owns parsing and
+ * validation, the stages, the per-client completion lists, cancellation and statistics, so both
+ * backends behave the same to callers.
  * Every function returns 0 or -errno, liburing style; nothing prints or aborts.
  */
 #ifndef DSD_IO_ENGINE_H
@@ -39,7 +42,12 @@ struct dsd_io_config {
     int sqpoll;           /* io_uring SQPOLL (kernel submission thread per ring) */
     int direct;           /* enum dsd_io_direct_mode */
     int register_mode;    /* enum dsd_io_register_mode */
+    uint64_t staging_bytes; /* staging arena; 0 = none (every compressed request is TOO_LARGE) */
+    unsigned codec_workers; /* codec threads; 0 = one per online core */
 };
+
+#define DSD_IO_STAGING_DEFAULT (32u << 20) /* DirectStorage's default staging buffer size */
+#define DSD_IO_STAGING_MAX ((uint64_t)1 << 40)
 
 struct dsd_io_stats {
     uint64_t submitted;   /* records handed to submit */
@@ -57,6 +65,19 @@ struct dsd_io_stats {
     uint64_t retries;        /* EINTR / EAGAIN retries, O_DIRECT fallbacks */
     uint64_t fixed_files;    /* io_uring SQEs that used a registered file */
     uint64_t fixed_buffers;  /* io_uring SQEs that used a registered buffer */
+    uint64_t writes;         /* WRITE requests completed OK */
+    uint64_t bytes_written;  /* bytes those wrote to files (compressed size when compressed) */
+    uint64_t fsyncs;         /* FSYNC requests completed OK */
+    uint64_t decoded;        /* compressed reads decoded OK */
+    uint64_t decode_failures; /* ... that failed with DECOMPRESS */
+    uint64_t encoded;        /* compressed writes encoded OK */
+    uint64_t copies;         /* MEMORY-source copies done */
+    uint64_t staging_bytes;  /* the limit */
+    uint64_t staging_in_use; /* bytes of staging held now */
+    uint64_t staging_peak;
+    uint64_t staging_waits;  /* requests that had to wait for staging space */
+    uint64_t staging_waiting; /* requests waiting now */
+    unsigned codec_workers;
     unsigned workers;
     unsigned queue_depth;
     int sqpoll;
@@ -95,6 +116,11 @@ int dsd_io_engine_submit(struct dsd_io_engine *e, struct dsd_io_registry *reg, u
 typedef int (*dsd_io_reap_fn)(void *ctx, uint64_t client_key, const struct dsd_completion_record *recs, size_t n,
                               const struct dsd_request_record *failed, size_t nfailed);
 int dsd_io_engine_reap(struct dsd_io_engine *e, dsd_io_reap_fn fn, void *ctx);
+/* The same, with one message per FAILED request (parallel to `failed`): why it failed in words,
+ * e.g. the codec's reason and tile; "" when the reason and errno say everything. */
+typedef int (*dsd_io_reap_ex_fn)(void *ctx, uint64_t client_key, const struct dsd_completion_record *recs, size_t n,
+                                 const struct dsd_request_record *failed, const char *const *messages, size_t nfailed);
+int dsd_io_engine_reap_ex(struct dsd_io_engine *e, dsd_io_reap_ex_fn fn, void *ctx);
 
 /* Cancels the client's requests whose (cancel_tag & mask) == value, or (by_id) whose request_id
  * is id. Queued ones complete CANCELLED now; running ones are asked to stop (io_uring

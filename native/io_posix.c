@@ -1,5 +1,6 @@
 /*
- * The portable backend: a pool of threads doing pread() straight into the client's region.
+ * The portable backend: a pool of threads doing pread() straight into the client's region (or a
+ * staging buffer), pwrite() from it, and fsync().
  * Used where io_uring is forbidden (containers, seccomp) or not wanted. One shared FIFO; a
  * worker takes a few requests at a time when the queue is long, so lock traffic stays per
  * batch, and retires what it read as one batch.
@@ -32,11 +33,13 @@ struct read_counters {
     uint64_t direct, buffered, shorts, retries;
 };
 
-/* Reads r completely, or records why not. Shared logic with io_uring's completion handling:
- * short reads continue, EINTR/EAGAIN retry, an O_DIRECT EINVAL falls back to the page cache. */
-static void read_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct read_counters *k)
+/* Reads (writes) r completely, or records why not. Shared logic with io_uring's completion
+ * handling: short transfers continue, EINTR/EAGAIN retry, an O_DIRECT EINVAL falls back to the
+ * page cache. A write that moves nothing is retried a bounded number of times, then EIO. */
+static void transfer_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct read_counters *k)
 {
     unsigned again = 0;
+    bool writing = r->op == DSD_OP_WRITE;
     while (r->done < r->size) {
         if (atomic_load_explicit(&r->cancel_requested, memory_order_relaxed)) {
             dsd_io_req_set(r, DSD_STATUS_CANCELLED, DSD_REASON_CANCELLED, ECANCELED);
@@ -44,14 +47,14 @@ static void read_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct r
         }
         uint8_t direct;
         uint64_t off = r->offset + r->done;
-        uint8_t *buf = r->dst + r->done;
+        uint8_t *buf = r->buf + r->done;
         uint32_t len = r->size - r->done;
         int fd = dsd_io_pick_fd(e, r->file, off, buf, len, &direct);
         if (direct)
             k->direct++;
         else
             k->buffered++;
-        ssize_t n = pread(fd, buf, len, (off_t)off);
+        ssize_t n = writing ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
         if (n < 0) {
             int err = errno;
             if ((err == EINTR || err == EAGAIN) && again++ < EAGAIN_RETRIES) {
@@ -61,7 +64,7 @@ static void read_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct r
                 continue;
             }
             if (direct && err == EINVAL) {
-                /* the filesystem takes O_DIRECT opens but not these reads: page cache from now on */
+                /* the filesystem takes O_DIRECT opens but not these transfers: page cache from now on */
                 atomic_store(&r->file->direct_broken, 1);
                 k->retries++;
                 continue;
@@ -70,6 +73,14 @@ static void read_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct r
             return;
         }
         if (n == 0) {
+            if (writing) {
+                if (again++ < EAGAIN_RETRIES) {
+                    k->retries++;
+                    continue;
+                }
+                dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, EIO);
+                return;
+            }
             /* the file ended before the range did (truncated after submit) */
             dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_EOF, 0);
             return;
@@ -79,6 +90,20 @@ static void read_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct r
             k->shorts++;
     }
     dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+}
+
+static void fsync_request(struct dsd_io_req *r)
+{
+    for (unsigned again = 0;; again++) {
+        if (fsync(r->file->fd) == 0) {
+            dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+            return;
+        }
+        if (errno != EINTR || again >= EAGAIN_RETRIES) {
+            dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, errno);
+            return;
+        }
+    }
 }
 
 static void *posix_worker(void *arg)
@@ -117,8 +142,10 @@ static void *posix_worker(void *arg)
                 continue; /* cancelled while queued: already reported */
             if (stopping)
                 dsd_io_req_shutdown(r);
+            else if (r->op == DSD_OP_FSYNC)
+                fsync_request(r);
             else
-                read_request(e, r, &k);
+                transfer_request(e, r, &k);
         }
         /* counters before retire: whoever sees the request done sees its counts too */
         atomic_fetch_add_explicit(&e->n_direct, k.direct, memory_order_relaxed);

@@ -29,6 +29,9 @@ int dsd_io_uring_probe(char *reason, size_t reason_len)
         if (!io_uring_opcode_supported(probe, IORING_OP_READ)) {
             snprintf(reason, reason_len, "io_uring lacks IORING_OP_READ (kernel older than 5.6)");
             ok = 0;
+        } else if (!io_uring_opcode_supported(probe, IORING_OP_WRITE) || !io_uring_opcode_supported(probe, IORING_OP_FSYNC)) {
+            snprintf(reason, reason_len, "io_uring lacks IORING_OP_WRITE / IORING_OP_FSYNC");
+            ok = 0;
         } else if (!io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL)) {
             snprintf(reason, reason_len, "io_uring lacks IORING_OP_ASYNC_CANCEL");
             ok = 0;

@@ -230,13 +230,20 @@ static void open_direct(struct dsd_io_file *f, const struct stat *st)
 {
     f->fd_direct = -1;
     int fl = fcntl(f->fd, F_GETFL);
-    if (fl < 0 || (fl & O_ACCMODE) == O_WRONLY || (fl & O_DIRECT))
-        return; /* a write-only fd must not gain read access through a reopen */
+    if (fl < 0 || (fl & O_DIRECT))
+        return;
+    /* the reopen gets the fd's own access mode, never more: read-only stays read-only, and a
+     * write-only fd is only reopened for a writable file (it must not gain read access) */
+    int mode = fl & O_ACCMODE;
+    if (!f->writable)
+        mode = O_RDONLY;
+    if ((fl & O_ACCMODE) == O_WRONLY && !f->writable)
+        return;
     if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
         return;
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-    int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOCTTY);
+    int dfd = open(path, mode | O_DIRECT | O_CLOEXEC | O_NOCTTY);
     if (dfd < 0)
         return;
     struct stat dst;
@@ -257,8 +264,22 @@ static void open_direct(struct dsd_io_file *f, const struct stat *st)
 
 int dsd_io_registry_add_file(struct dsd_io_registry *reg, uint32_t id, int fd)
 {
-    if (fd < 0)
-        return -EBADF;
+    return dsd_io_registry_add_file_ex(reg, id, fd, 0);
+}
+
+int dsd_io_registry_add_file_ex(struct dsd_io_registry *reg, uint32_t id, int fd, unsigned flags)
+{
+    if (fd < 0 || (flags & ~DSD_IO_FILE_WRITABLE))
+        return fd < 0 ? -EBADF : -EINVAL;
+    if (flags & DSD_IO_FILE_WRITABLE) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if ((fl & O_ACCMODE) == O_RDONLY)
+            return -EBADF; /* not open for writing */
+        if (fl & O_APPEND)
+            return -EINVAL; /* pwrite would ignore the offset and append */
+    }
     pthread_mutex_lock(&reg->lock);
     int exists = idmap_get(&reg->files, id) != NULL;
     pthread_mutex_unlock(&reg->lock);
@@ -283,6 +304,7 @@ int dsd_io_registry_add_file(struct dsd_io_registry *reg, uint32_t id, int fd)
         return e;
     }
     f->sized = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+    f->writable = (flags & DSD_IO_FILE_WRITABLE) != 0;
     open_direct(f, &st);
 
     pthread_mutex_lock(&reg->lock);

@@ -26,6 +26,7 @@ struct dsd_io_file {
     uint32_t dio_off_align;   /* O_DIRECT alignment of offset and size (power of two) */
     atomic_int direct_broken; /* set when the filesystem rejected an O_DIRECT read */
     int sized;                /* regular file or block device: size checks apply at submit */
+    int writable;             /* added for writing: WRITE requests allowed */
     uint64_t size_seq;        /* registry batch in which `size` was sampled (under reg lock) */
     uint64_t size;
     struct dsd_io_slot_ref slot; /* io_uring registered-file slot (io_slots.h) */
@@ -47,6 +48,10 @@ void dsd_io_registry_free(struct dsd_io_registry *reg);
 
 /* dup()s fd (close-on-exec) and owns the dup; -EEXIST if id is taken, -EBADF for a bad fd. */
 int dsd_io_registry_add_file(struct dsd_io_registry *reg, uint32_t id, int fd);
+/* The same; flags DSD_IO_FILE_WRITABLE allows WRITE requests (the fd must be open for writing,
+ * else -EBADF; the O_DIRECT reopen keeps the fd's access mode). */
+#define DSD_IO_FILE_WRITABLE 1u
+int dsd_io_registry_add_file_ex(struct dsd_io_registry *reg, uint32_t id, int fd, unsigned flags);
 int dsd_io_registry_remove_file(struct dsd_io_registry *reg, uint32_t id); /* -ENOENT */
 /* mmap()s fd MAP_SHARED read/write; -EINVAL if size is 0 or larger than the file. */
 int dsd_io_registry_add_region(struct dsd_io_registry *reg, uint32_t id, int fd, uint64_t size);

@@ -7,7 +7,8 @@
  * itself keeps a READ armed on, written only when the thread said it is going to sleep.
  * Completions are handled in batches: short reads continue, -EAGAIN/-EINTR retry, an O_DIRECT
  * read the filesystem rejects falls back to the page cache, finished requests are retired to
- * the engine together. Cancellation of a running read is IORING_OP_ASYNC_CANCEL.
+ * the engine together. Cancellation of a running read is IORING_OP_ASYNC_CANCEL. Writes
+ * (IORING_OP_WRITE / WRITE_FIXED) and fsync (IORING_OP_FSYNC) take the same path as reads.
  */
 #define _GNU_SOURCE
 #include "io_backend.h"
@@ -198,8 +199,8 @@ static int fixed_buffer(struct uring_ring *r, struct dsd_io_region *g)
     return (int)idx;
 }
 
-/* Queue the next piece of q's read. False if no SQE could be had (cannot happen with the bound
- * on in-flight reads, but then q fails cleanly instead of vanishing). */
+/* Queue the next piece of q's read or write, or its fsync. False if no SQE could be had (cannot
+ * happen with the bound on in-flight requests, but then q fails cleanly instead of vanishing). */
 static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
 {
     struct io_uring_sqe *sqe = get_sqe(r);
@@ -207,8 +208,19 @@ static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
         dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, EBUSY);
         return false;
     }
+    if (q->op == DSD_OP_FSYNC) {
+        q->direct = 0;
+        int fidx = fixed_file(r, q->file, 0);
+        io_uring_prep_fsync(sqe, fidx >= 0 ? fidx : q->file->fd, 0);
+        if (fidx >= 0) {
+            sqe->flags |= IOSQE_FIXED_FILE;
+            r->k.fixed_files++;
+        }
+        io_uring_sqe_set_data(sqe, q);
+        return true;
+    }
     uint64_t off = q->offset + q->done;
-    uint8_t *buf = q->dst + q->done;
+    uint8_t *buf = q->buf + q->done;
     uint32_t len = q->size - q->done;
     int fd = dsd_io_pick_fd(r->e, q->file, off, buf, len, &q->direct);
     if (q->direct)
@@ -216,10 +228,16 @@ static bool prep_read(struct uring_ring *r, struct dsd_io_req *q)
     else
         r->k.buffered++;
     int fidx = fixed_file(r, q->file, q->direct);
-    int bidx = fixed_buffer(r, q->region);
+    int bidx = q->io_fixed ? fixed_buffer(r, q->region) : -1; /* staging is not a registered buffer */
+    bool writing = q->op == DSD_OP_WRITE;
     if (bidx >= 0) {
-        io_uring_prep_read_fixed(sqe, fidx >= 0 ? fidx : fd, buf, len, off, bidx);
+        if (writing)
+            io_uring_prep_write_fixed(sqe, fidx >= 0 ? fidx : fd, buf, len, off, bidx);
+        else
+            io_uring_prep_read_fixed(sqe, fidx >= 0 ? fidx : fd, buf, len, off, bidx);
         r->k.fixed_bufs++;
+    } else if (writing) {
+        io_uring_prep_write(sqe, fidx >= 0 ? fidx : fd, buf, len, off);
     } else {
         io_uring_prep_read(sqe, fidx >= 0 ? fidx : fd, buf, len, off);
     }
@@ -287,6 +305,17 @@ static void on_read_cqe(struct uring_ring *r, struct dsd_io_req *q, int res)
         dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, -res);
         finish(r, q);
         return;
+    } else if (q->op == DSD_OP_FSYNC) {
+        dsd_io_req_set(q, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+        finish(r, q);
+        return;
+    } else if (res == 0 && q->op == DSD_OP_WRITE) {
+        if (++q->error > MAX_RETRIES) { /* a write that moves nothing, again and again */
+            dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_IO, EIO);
+            finish(r, q);
+            return;
+        }
+        r->k.retries++;
     } else if (res == 0) {
         dsd_io_req_set(q, DSD_STATUS_FAILED, DSD_REASON_EOF, 0); /* truncated since submit */
         finish(r, q);
@@ -383,6 +412,12 @@ static void fill(struct uring_ring *r, int stop)
         }
         if (stop) {
             dsd_io_req_shutdown(q);
+            retire_one(r, q);
+            continue;
+        }
+        if (atomic_load_explicit(&q->cancel_requested, memory_order_relaxed)) {
+            /* asked to stop during an earlier stage (a decode, an encode) */
+            dsd_io_req_set(q, DSD_STATUS_CANCELLED, DSD_REASON_CANCELLED, ECANCELED);
             retire_one(r, q);
             continue;
         }

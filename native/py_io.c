@@ -134,17 +134,22 @@ static int registry_check(RegistryObject *self)
 
 static PyObject *registry_add_file(RegistryObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"file_id", "fd", NULL};
+    static char *kwlist[] = {"file_id", "fd", "writable", NULL};
     uint32_t id;
-    int fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i:add_file", kwlist, conv_u32, &id, &fd) || registry_check(self))
+    int fd, writable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&i|$p:add_file", kwlist, conv_u32, &id, &fd, &writable) ||
+        registry_check(self))
         return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dsd_io_registry_add_file(self->reg, id, fd);
+    rc = dsd_io_registry_add_file_ex(self->reg, id, fd, writable ? DSD_IO_FILE_WRITABLE : 0);
     Py_END_ALLOW_THREADS
     if (rc == -EEXIST)
         return PyErr_Format(PyExc_ValueError, "file id %u is already registered", id);
+    if (writable && rc == -EBADF && fd >= 0)
+        return raise_errno(EBADF, "writable=True needs an fd open for writing");
+    if (writable && rc == -EINVAL)
+        return PyErr_Format(PyExc_ValueError, "writable=True needs an fd without O_APPEND (writes go to given offsets)");
     if (rc < 0)
         return raise_errno(-rc, NULL);
     Py_RETURN_NONE;
@@ -307,7 +312,8 @@ static PyObject *registry_exit(RegistryObject *self, PyObject *Py_UNUSED(args))
 
 static PyMethodDef registry_methods[] = {
     {"add_file", (PyCFunction)(void (*)(void))registry_add_file, METH_VARARGS | METH_KEYWORDS,
-     "add_file(file_id, fd): register a dup of fd under file_id (ValueError if taken)."},
+     "add_file(file_id, fd, *, writable=False): register a dup of fd under file_id (ValueError if taken); "
+     "writable=True allows WRITE requests (fd open for writing, without O_APPEND)."},
     {"remove_file", (PyCFunction)registry_remove_file, METH_O,
      "remove_file(file_id): forget it; reads in flight keep it open until they finish (KeyError if unknown)."},
     {"add_region", (PyCFunction)(void (*)(void))registry_add_region, METH_VARARGS | METH_KEYWORDS,
@@ -365,14 +371,20 @@ static int parse_choice(const char *what, const char *s, const char *const *name
 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "register", NULL};
+    static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "register", "staging_bytes",
+                             "codec_workers", NULL};
     static const char *const backends[] = {"auto", "uring", "posix", NULL};
     static const char *const directs[] = {"auto", "off", NULL, NULL};
     const char *backend = "auto", *direct = "auto", *reg = "auto";
-    int workers = 0, qd = 64, sqpoll = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipss:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
-                                     &direct, &reg))
+    int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0;
+    long long staging = DSD_IO_STAGING_DEFAULT;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLi:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
+                                     &direct, &reg, &staging, &codec_workers))
         return NULL;
+    if (staging < 0 || (unsigned long long)staging > DSD_IO_STAGING_MAX)
+        return PyErr_Format(PyExc_ValueError, "staging_bytes must be in [0, 2**40], not %lld", staging);
+    if (codec_workers < 0 || codec_workers > 256)
+        return PyErr_Format(PyExc_ValueError, "codec_workers must be in [0, 256], not %d", codec_workers);
     struct dsd_io_config cfg = {0};
     if (parse_choice("backend", backend, backends, &cfg.backend) < 0 ||
         parse_choice("direct", direct, directs, &cfg.direct) < 0 ||
@@ -385,6 +397,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     cfg.workers = (unsigned)workers;
     cfg.queue_depth = (unsigned)qd;
     cfg.sqpoll = sqpoll;
+    cfg.staging_bytes = (uint64_t)staging;
+    cfg.codec_workers = (unsigned)codec_workers;
 
     EngineObject *self = (EngineObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -481,8 +495,37 @@ static int reap_into_list(void *ctx, uint64_t key, const struct dsd_completion_r
     return rc < 0 ? -ENOMEM : 0;
 }
 
-static PyObject *engine_reap(EngineObject *self, PyObject *Py_UNUSED(ignored))
+static int reap_into_list_msgs(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                               const struct dsd_request_record *failed, const char *const *messages, size_t nfailed)
 {
+    PyObject *list = ctx;
+    PyObject *msgs = PyTuple_New((Py_ssize_t)nfailed);
+    if (msgs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < nfailed; i++) {
+        PyObject *m = PyUnicode_DecodeUTF8(messages[i], (Py_ssize_t)strlen(messages[i]), "replace");
+        if (m == NULL) {
+            Py_DECREF(msgs);
+            return -ENOMEM;
+        }
+        PyTuple_SET_ITEM(msgs, (Py_ssize_t)i, m);
+    }
+    PyObject *item = Py_BuildValue("(Ky#y#N)", (unsigned long long)key, (const char *)recs,
+                                   (Py_ssize_t)(n * sizeof(*recs)), (const char *)failed,
+                                   (Py_ssize_t)(nfailed * sizeof(*failed)), msgs);
+    if (item == NULL)
+        return -ENOMEM;
+    int rc = PyList_Append(list, item);
+    Py_DECREF(item);
+    return rc < 0 ? -ENOMEM : 0;
+}
+
+static PyObject *engine_reap(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"messages", NULL};
+    int messages = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:reap", kwlist, &messages))
+        return NULL;
     if (self->eng == NULL) { /* reap stays allowed after close(): SHUTDOWN completions */
         engine_check(self);
         return NULL;
@@ -490,7 +533,8 @@ static PyObject *engine_reap(EngineObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *list = PyList_New(0);
     if (list == NULL)
         return NULL;
-    int rc = dsd_io_engine_reap(self->eng, reap_into_list, list);
+    int rc = messages ? dsd_io_engine_reap_ex(self->eng, reap_into_list_msgs, list)
+                      : dsd_io_engine_reap(self->eng, reap_into_list, list);
     if (rc < 0) {
         Py_DECREF(list);
         if (!PyErr_Occurred())
@@ -564,6 +608,15 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
               dict_set_u64(d, "short_reads", s.short_reads) < 0 || dict_set_u64(d, "retries", s.retries) < 0 ||
               dict_set_u64(d, "fixed_files", s.fixed_files) < 0 || dict_set_u64(d, "fixed_buffers", s.fixed_buffers) < 0 ||
               dict_set_u64(d, "workers", s.workers) < 0 || dict_set_u64(d, "queue_depth", s.queue_depth) < 0 ||
+              dict_set_u64(d, "writes", s.writes) < 0 || dict_set_u64(d, "bytes_written", s.bytes_written) < 0 ||
+              dict_set_u64(d, "fsyncs", s.fsyncs) < 0 || dict_set_u64(d, "decoded", s.decoded) < 0 ||
+              dict_set_u64(d, "decode_failures", s.decode_failures) < 0 || dict_set_u64(d, "encoded", s.encoded) < 0 ||
+              dict_set_u64(d, "copies", s.copies) < 0 || dict_set_u64(d, "staging_bytes", s.staging_bytes) < 0 ||
+              dict_set_u64(d, "staging_in_use", s.staging_in_use) < 0 ||
+              dict_set_u64(d, "staging_peak", s.staging_peak) < 0 ||
+              dict_set_u64(d, "staging_waits", s.staging_waits) < 0 ||
+              dict_set_u64(d, "staging_waiting", s.staging_waiting) < 0 ||
+              dict_set_u64(d, "codec_workers", s.codec_workers) < 0 ||
               PyDict_SetItemString(d, "closed", self->closed ? Py_True : Py_False) < 0;
     Py_XDECREF(backend);
     Py_XDECREF(reason);
@@ -636,9 +689,10 @@ static PyObject *engine_get_workers(EngineObject *self, void *Py_UNUSED(c))
 static PyMethodDef engine_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))engine_submit, METH_VARARGS | METH_KEYWORDS,
      "submit(reg, client_key, records, names=None) -> accepted: queue a packed batch of 64-byte request records."},
-    {"reap", (PyCFunction)engine_reap, METH_NOARGS,
-     "reap() -> [(client_key, packed 32-byte completion records, packed 64-byte request records of the "
-     "FAILED ones)]: non-blocking; drains the eventfd."},
+    {"reap", (PyCFunction)(void (*)(void))engine_reap, METH_VARARGS | METH_KEYWORDS,
+     "reap(*, messages=False) -> [(client_key, packed 32-byte completion records, packed 64-byte request records of "
+     "the FAILED ones)]: non-blocking; drains the eventfd. messages=True adds a 4th item: a tuple of str, one per "
+     "FAILED request, saying why in words ('' when reason and errno say it all)."},
     {"cancel", (PyCFunction)(void (*)(void))engine_cancel, METH_VARARGS | METH_KEYWORDS,
      "cancel(client_key, *, mask=0, value=0, request_id=None) -> requests reached"},
     {"drop_client", (PyCFunction)engine_drop_client, METH_O,
@@ -669,8 +723,10 @@ static PyTypeObject EngineType = {
     .tp_dealloc = engine_dealloc,
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
-    .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto'):\n"
-              "reads packed request batches into registered regions (io_uring rings or a pread pool).",
+    .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto',\n"
+              "         staging_bytes=32 MiB, codec_workers=0):\n"
+              "runs packed request batches (reads, writes, fsync; GDeflate/Zstandard; FILE or MEMORY sources)\n"
+              "against registered files and regions (io_uring rings or a pread/pwrite pool, plus codec threads).",
 };
 
 /* ------------------------------------------------------------------ module functions */

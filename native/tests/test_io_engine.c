@@ -225,11 +225,14 @@ struct stress {
     atomic_ulong reaped;
 };
 
-static int stress_reap_cb(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n)
+static int stress_reap_cb(void *ctx, uint64_t key, const struct dsd_completion_record *recs, size_t n,
+                          const struct dsd_request_record *failed, size_t nfailed)
 {
     struct stress *st = ctx;
     (void)key;
     (void)recs;
+    (void)failed;
+    (void)nfailed;
     atomic_fetch_add(&st->reaped, n);
     return 0;
 }

@@ -1,0 +1,440 @@
+/*
+ * The io engine's codec stage: a pool of threads (default one per core) that decode compressed
+ * reads (GDeflate via gdeflate.h, Zstandard via libzstd), encode compressed writes, and copy
+ * MEMORY sources. Many requests run at once, so each job runs on one thread with that worker's
+ * own decompressor / compressor contexts (codec contexts are not thread-safe) and no tile
+ * parallelism. Same executor contract as a backend (io_backend.h): claim, work, retire.
+ *
+ * Client regions are shared memory the client could truncate behind our back; the CPU touching
+ * such a page gets SIGBUS. Every job therefore runs under a fault guard: a SIGBUS handler that
+ * jumps back out of the job (which then fails with EFAULT) when the faulting thread is a codec
+ * worker inside a job, and hands every other SIGBUS to whatever handler was there before.
+ */
+#define _GNU_SOURCE
+#include "io_backend.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "gdeflate.h"
+
+#define CODEC_BATCH 8
+
+struct codec_worker {
+    struct dsd_io_codec_pool *p;
+    pthread_t thread;
+    struct gdeflate_decompressor *gd;
+    struct gdeflate_compressor *gc[GDEFLATE_MAX_LEVEL + 1];
+    ZSTD_DCtx *zd;
+    ZSTD_CCtx *zc;
+    struct { uint64_t decoded, failures, encoded, copies; } k;
+};
+
+struct dsd_io_codec_pool {
+    struct dsd_io_engine *e;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct dsd_io_req *head, *tail;
+    size_t qlen;
+    int stop;
+    unsigned nthreads;
+    struct codec_worker workers[];
+};
+
+/* ---- codec facts the engine validates against ---- */
+
+uint64_t dsd_io_codec_bound(int compression, uint32_t len)
+{
+    if (compression == DSD_COMPRESSION_GDEFLATE)
+        return gdeflate_compress_bound(len);
+    if (compression == DSD_COMPRESSION_ZSTD) {
+        size_t b = ZSTD_compressBound(len);
+        return ZSTD_isError(b) ? 0 : b;
+    }
+    return len;
+}
+
+int dsd_io_codec_level_ok(int compression, int level)
+{
+    if (compression == DSD_COMPRESSION_GDEFLATE)
+        return level >= GDEFLATE_MIN_LEVEL && level <= GDEFLATE_MAX_LEVEL;
+    if (compression == DSD_COMPRESSION_ZSTD)
+        return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
+    return 1;
+}
+
+/* ---- fault guard ---- */
+
+static __thread sigjmp_buf *fault_jump;
+static struct sigaction previous_sigbus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_installed;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    sigjmp_buf *j = fault_jump;
+    if (j != NULL) {
+        fault_jump = NULL;
+        siglongjmp(*j, 1);
+    }
+    /* not a codec job: whatever handled SIGBUS before us does (faulthandler, the default) */
+    if (previous_sigbus.sa_flags & SA_SIGINFO) {
+        if (previous_sigbus.sa_sigaction != NULL) {
+            previous_sigbus.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (previous_sigbus.sa_handler == SIG_IGN) {
+        return;
+    } else if (previous_sigbus.sa_handler != SIG_DFL) {
+        previous_sigbus.sa_handler(sig);
+        return;
+    }
+    signal(SIGBUS, SIG_DFL); /* returning re-runs the access, which now gets the default action */
+}
+
+static void install_guard(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    guard_installed = sigaction(SIGBUS, &sa, &previous_sigbus) == 0;
+}
+
+/* ---- jobs ---- */
+
+static void fail_msg(struct dsd_io_req *r, uint8_t reason, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail_msg(struct dsd_io_req *r, uint8_t reason, int err, const char *fmt, ...)
+{
+    dsd_io_req_set(r, DSD_STATUS_FAILED, reason, err);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+}
+
+static void forget_contexts(struct codec_worker *w)
+{
+    gdeflate_free_decompressor(w->gd);
+    w->gd = NULL;
+    for (int i = 0; i <= GDEFLATE_MAX_LEVEL; i++) {
+        gdeflate_free_compressor(w->gc[i]);
+        w->gc[i] = NULL;
+    }
+    ZSTD_freeDCtx(w->zd);
+    w->zd = NULL;
+    ZSTD_freeCCtx(w->zc);
+    w->zc = NULL;
+}
+
+static void decode_gdeflate(struct codec_worker *w, struct dsd_io_req *r, const uint8_t *in, size_t in_len)
+{
+    struct gdeflate_error err = {-1, ""};
+    struct gdeflate_stream_info info;
+    enum gdeflate_result res = gdeflate_parse_header(in, in_len, &info, &err);
+    if (res != GDEFLATE_SUCCESS) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "GDeflate: %s", err.reason);
+        return;
+    }
+    if (info.uncompressed_size != r->cdst_len) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "GDeflate: the stream decodes to %llu bytes, the destination is %u",
+                 (unsigned long long)info.uncompressed_size, r->cdst_len);
+        return;
+    }
+    if (w->gd == NULL && (w->gd = gdeflate_alloc_decompressor()) == NULL) {
+        fail_msg(r, DSD_REASON_IO, ENOMEM, "GDeflate: no memory for a decompressor");
+        return;
+    }
+    size_t got = 0;
+    res = gdeflate_decompress(w->gd, in, in_len, r->cdst, r->cdst_len, &got, &err);
+    if (res == GDEFLATE_NO_MEMORY) {
+        fail_msg(r, DSD_REASON_IO, ENOMEM, "GDeflate: out of memory");
+    } else if (res != GDEFLATE_SUCCESS) {
+        if (err.tile >= 0)
+            fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "GDeflate: tile %lld: %s", (long long)err.tile, err.reason);
+        else
+            fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "GDeflate: %s", err.reason);
+    } else if (got != r->cdst_len) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "GDeflate: decoded %zu bytes, the destination is %u", got,
+                 r->cdst_len);
+    } else {
+        dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+    }
+}
+
+static void decode_zstd(struct codec_worker *w, struct dsd_io_req *r, const uint8_t *in, size_t in_len)
+{
+    if (in_len < 4 || (in[0] | in[1] << 8 | in[2] << 16 | (uint32_t)in[3] << 24) != ZSTD_MAGICNUMBER) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: not a zstd frame (bad magic bytes)");
+        return;
+    }
+    size_t frame = ZSTD_findFrameCompressedSize(in, in_len);
+    if (ZSTD_isError(frame)) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: %s", ZSTD_getErrorName(frame));
+        return;
+    }
+    if (frame != in_len) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: %zu bytes after the frame (one request is one frame)",
+                 in_len - frame);
+        return;
+    }
+    unsigned long long content = ZSTD_getFrameContentSize(in, in_len);
+    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR && content != r->cdst_len) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: the frame holds %llu bytes, the destination is %u",
+                 content, r->cdst_len);
+        return;
+    }
+    if (w->zd == NULL && (w->zd = ZSTD_createDCtx()) == NULL) {
+        fail_msg(r, DSD_REASON_IO, ENOMEM, "Zstandard: no memory for a decompression context");
+        return;
+    }
+    size_t got = ZSTD_decompressDCtx(w->zd, r->cdst, r->cdst_len, in, in_len);
+    if (ZSTD_isError(got)) {
+        if (ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
+            fail_msg(r, DSD_REASON_IO, ENOMEM, "Zstandard: out of memory");
+        else
+            fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: %s", ZSTD_getErrorName(got));
+        ZSTD_DCtx_reset(w->zd, ZSTD_reset_session_only);
+    } else if (got != r->cdst_len) {
+        fail_msg(r, DSD_REASON_DECOMPRESS, EBADMSG, "Zstandard: decoded %zu bytes, the destination is %u", got,
+                 r->cdst_len);
+    } else {
+        dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+    }
+}
+
+static void encode(struct codec_worker *w, struct dsd_io_req *r)
+{
+    size_t out = 0;
+    if (r->compression == DSD_COMPRESSION_GDEFLATE) {
+        int level = r->level;
+        if (w->gc[level] == NULL && (w->gc[level] = gdeflate_alloc_compressor(level)) == NULL) {
+            fail_msg(r, DSD_REASON_IO, ENOMEM, "GDeflate: no memory for a level-%d compressor", level);
+            return;
+        }
+        enum gdeflate_result res = gdeflate_compress(w->gc[level], r->csrc, r->csrc_len, r->staging, r->staging_len, &out);
+        if (res != GDEFLATE_SUCCESS) {
+            fail_msg(r, DSD_REASON_IO, res == GDEFLATE_NO_MEMORY ? ENOMEM : EINVAL, "GDeflate: compression failed: %s",
+                     gdeflate_result_string(res));
+            return;
+        }
+    } else {
+        if (w->zc == NULL && (w->zc = ZSTD_createCCtx()) == NULL) {
+            fail_msg(r, DSD_REASON_IO, ENOMEM, "Zstandard: no memory for a compression context");
+            return;
+        }
+        ZSTD_CCtx_reset(w->zc, ZSTD_reset_session_and_parameters);
+        size_t rc = ZSTD_CCtx_setParameter(w->zc, ZSTD_c_compressionLevel, r->level);
+        if (!ZSTD_isError(rc))
+            rc = ZSTD_CCtx_setParameter(w->zc, ZSTD_c_contentSizeFlag, 1);
+        if (!ZSTD_isError(rc))
+            rc = ZSTD_compress2(w->zc, r->staging, r->staging_len, r->csrc, r->csrc_len);
+        if (ZSTD_isError(rc)) {
+            fail_msg(r, DSD_REASON_IO, ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation ? ENOMEM : EINVAL,
+                     "Zstandard: compression failed: %s", ZSTD_getErrorName(rc));
+            return;
+        }
+        out = rc;
+    }
+    if (r->cdst_len != 0 && out > r->cdst_len) {
+        fail_msg(r, DSD_REASON_SIZE_MISMATCH, EFBIG, "compressed to %zu bytes, more than dst_size %u allows", out,
+                 r->cdst_len);
+        return;
+    }
+    w->k.encoded++;
+    r->buf = r->staging; /* the io stage writes the compressed bytes */
+    r->size = (uint32_t)out;
+    r->done = 0;
+    dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+}
+
+static void run_job(struct codec_worker *w, struct dsd_io_req *r)
+{
+    switch (r->codec) {
+    case DSD_CODEC_COPY:
+        if (r->csrc_len)
+            memmove(r->cdst, r->csrc, r->csrc_len);
+        w->k.copies++;
+        r->done = r->csrc_len;
+        dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+        return;
+    case DSD_CODEC_DECODE: {
+        const uint8_t *in = r->csrc;
+        if (r->copy_in) {
+            /* the client may rewrite its memory while we decode: decode a private copy */
+            memcpy(r->staging, r->csrc, r->csrc_len);
+            in = r->staging;
+        }
+        if (r->compression == DSD_COMPRESSION_GDEFLATE)
+            decode_gdeflate(w, r, in, r->csrc_len);
+        else
+            decode_zstd(w, r, in, r->csrc_len);
+        if (r->status == DSD_STATUS_OK) {
+            w->k.decoded++;
+            r->done = r->cdst_len;
+        } else if (r->reason == DSD_REASON_DECOMPRESS) {
+            w->k.failures++;
+        }
+        return;
+    }
+    case DSD_CODEC_ENCODE:
+        encode(w, r);
+        return;
+    default:
+        fail_msg(r, DSD_REASON_UNSUPPORTED, EOPNOTSUPP, "unknown codec job %d", r->codec);
+    }
+}
+
+/* run_job under the fault guard; kept tiny so nothing live crosses the jump. */
+static void guarded_job(struct codec_worker *w, struct dsd_io_req *r)
+{
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0) == 0) { /* SA_NODEFER: the handler leaves the mask alone */
+        fault_jump = guard_installed ? &jb : NULL;
+        run_job(w, r);
+        fault_jump = NULL;
+        return;
+    }
+    /* a client region lost its pages under us; the contexts may be half-way: start afresh */
+    forget_contexts(w);
+    fail_msg(r, DSD_REASON_IO, EFAULT, "a region's memory went away during the job (shared memory truncated?)");
+}
+
+static void *codec_thread(void *arg)
+{
+    struct codec_worker *w = arg;
+    struct dsd_io_codec_pool *p = w->p;
+    struct dsd_io_engine *e = p->e;
+    struct dsd_io_req *batch[CODEC_BATCH];
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->head == NULL && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (p->head == NULL) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        int stopping = p->stop;
+        size_t take = p->qlen / p->nthreads;
+        if (take < 1)
+            take = 1;
+        if (take > CODEC_BATCH || stopping)
+            take = CODEC_BATCH;
+        size_t n = 0;
+        while (n < take && p->head) {
+            batch[n++] = p->head;
+            p->head = p->head->next;
+        }
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->qlen -= n;
+        pthread_mutex_unlock(&p->lock);
+
+        for (size_t i = 0; i < n; i++) {
+            struct dsd_io_req *r = batch[i];
+            if (!dsd_io_req_claim(r))
+                continue; /* cancelled while queued: already reported */
+            if (stopping)
+                dsd_io_req_shutdown(r);
+            else if (atomic_load_explicit(&r->cancel_requested, memory_order_relaxed))
+                dsd_io_req_set(r, DSD_STATUS_CANCELLED, DSD_REASON_CANCELLED, ECANCELED);
+            else
+                guarded_job(w, r);
+        }
+        atomic_fetch_add_explicit(&e->n_decoded, w->k.decoded, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->n_decode_failures, w->k.failures, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->n_encoded, w->k.encoded, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->n_copies, w->k.copies, memory_order_relaxed);
+        memset(&w->k, 0, sizeof(w->k));
+        dsd_io_retire(e, batch, n);
+    }
+    forget_contexts(w);
+    return NULL;
+}
+
+int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_codec_pool **out, char *reason,
+                       size_t reason_len)
+{
+    if (threads == 0)
+        threads = dsd_io_online_cpus();
+    struct dsd_io_codec_pool *p = calloc(1, sizeof(*p) + threads * sizeof(struct codec_worker));
+    if (p == NULL) {
+        snprintf(reason, reason_len, "out of memory");
+        return -ENOMEM;
+    }
+    pthread_once(&guard_once, install_guard);
+    p->e = e;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    for (unsigned i = 0; i < threads; i++) {
+        p->workers[i].p = p;
+        int rc = pthread_create(&p->workers[i].thread, NULL, codec_thread, &p->workers[i]);
+        if (rc != 0) {
+            snprintf(reason, reason_len, "codec threads: pthread_create: %s", strerror(rc));
+            dsd_io_codec_stop(p);
+            dsd_io_codec_free(p);
+            return -rc;
+        }
+        p->nthreads++;
+    }
+    *out = p;
+    return 0;
+}
+
+void dsd_io_codec_enqueue(struct dsd_io_codec_pool *p, struct dsd_io_req **reqs, size_t n)
+{
+    if (n == 0)
+        return;
+    for (size_t i = 0; i + 1 < n; i++)
+        reqs[i]->next = reqs[i + 1];
+    reqs[n - 1]->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = reqs[0];
+    else
+        p->head = reqs[0];
+    p->tail = reqs[n - 1];
+    p->qlen += n;
+    if (n >= p->nthreads)
+        pthread_cond_broadcast(&p->cond);
+    else
+        for (size_t i = 0; i < n; i++)
+            pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void dsd_io_codec_stop(struct dsd_io_codec_pool *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->stop == 2) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    p->stop = 2;
+}
+
+void dsd_io_codec_free(struct dsd_io_codec_pool *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+}
