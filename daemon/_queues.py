@@ -57,12 +57,13 @@ def completion(request_id: int, status: Status, hresult: int = 0, errno: int = 0
 class Epoch:
     """Requests of one queue between two barriers; one io engine key."""
 
-    __slots__ = ("key", "queue", "outstanding", "first_failure", "closed", "scheduled")
+    __slots__ = ("key", "queue", "outstanding", "in_engine", "first_failure", "closed", "scheduled")
 
     def __init__(self, queue: "Queue") -> None:
         self.key = next(_keys)
         self.queue = queue
         self.outstanding = 0          # requests accepted and not yet completed
+        self.in_engine = 0            # of those, handed to the engine by the scheduler and not reaped
         self.first_failure: dict[str, Any] | None = None  # lowest request id among its failures
         self.closed = False           # a barrier follows: no more requests join it
         self.scheduled = True         # its requests go through the Scheduler (an FSYNC's does not)
@@ -316,8 +317,14 @@ class Scheduler:
             lane.append(chunk)
             self.waiting += chunk.count
 
-    def done(self, count: int) -> None:
+    def done(self, epoch: Epoch, count: int) -> None:
+        epoch.in_engine -= count
         self.in_engine -= count
+
+    def forget(self, epoch: Epoch) -> None:
+        """The epoch was dropped from the engine (client or queue gone): its records never come back."""
+        self.in_engine -= epoch.in_engine
+        epoch.in_engine = 0
 
     def pump(self) -> None:
         while self.waiting and self.in_engine < self.window:
@@ -326,6 +333,7 @@ class Scheduler:
             if chunk.epoch.queue.closed:
                 continue
             self.in_engine += chunk.count
+            chunk.epoch.in_engine += chunk.count
             self.served[priority] += chunk.count
             self._submit(chunk)
 

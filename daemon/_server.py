@@ -13,6 +13,7 @@ import hmac
 import itertools
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
@@ -119,6 +120,7 @@ class Daemon:
     def bind(self) -> None:
         """Create the runtime directory, token and sockets. READY is sent only after this."""
         rundir = _paths.ensure_private_dir(self.config.runtime_dir)
+        _raise_fd_limit()  # every open file costs the engine up to two fds (buffered + O_DIRECT)
         self.engine = _native.IoEngine(**self.config.io_settings().engine_kwargs())
         log.info("io engine: %s (%s)", self.engine.backend, self.engine.backend_reason)
         ipc = self.config.resolved_ipc()
@@ -294,7 +296,8 @@ class Daemon:
     def _features(self) -> dict[str, Any]:
         return {"io_backend": self.engine.backend, "record_layout": RECORD_LAYOUT_VERSION,
                 "request_record_size": REQUEST_RECORD_SIZE, "completion_record_size": COMPLETION_RECORD_SIZE,
-                "compression": ["NONE"], "shm_dir": SHM_DIR}
+                "compression": ["NONE", "GDEFLATE", "ZSTD"], "shm_dir": SHM_DIR,
+                "staging_bytes": self.engine.stats().get("staging_bytes", 0)}
 
     def _on_open_file(self, session: Session, msg: OpenFile) -> None:
         flags = os.O_CLOEXEC | (os.O_RDWR if msg.write else os.O_RDONLY)
@@ -320,7 +323,7 @@ class Daemon:
                                          f"cannot open {path}: not a regular file or block device", errno.EINVAL)
             size = st.st_size if stat.S_ISREG(st.st_mode) else _block_device_size(fd)
             file_id = session.new_id()
-            session.registry.add_file(file_id, fd)
+            session.registry.add_file(file_id, fd, writable=msg.write)
         finally:
             os.close(fd)
         session.files[file_id] = FileInfo(path, size, msg.write)
@@ -405,7 +408,7 @@ class Daemon:
         self.scheduler.withdraw(lambda chunk: chunk.epoch.queue is queue)
         for key in queue.keys():
             self.engine.drop_client(key)   # nothing of this queue is ever reported again
-            self.epochs.pop(key, None)
+            self.scheduler.forget(self.epochs.pop(key, queue.epochs[key]))
         del session.queues[queue.id]
         session.send(Ok(seq=msg.seq))
 
@@ -576,7 +579,7 @@ class Daemon:
         while True:
             await trio.lowlevel.wait_readable(fd)
             touched: dict[int, Queue] = {}
-            for key, completions, failed in self.engine.reap():
+            for key, completions, failed, messages in self.engine.reap(messages=True):
                 epoch = self.epochs.get(key)
                 if epoch is None or epoch.queue.closed:
                     continue  # client or queue gone; its completions are moot
@@ -584,10 +587,10 @@ class Daemon:
                 count = len(completions) // COMPLETION_RECORD_SIZE
                 self.counters["completions"] += count
                 if epoch.scheduled:
-                    self.scheduler.done(count)
+                    self.scheduler.done(epoch, count)
                 # The status bytes sliced out at C speed: Python looks at records only when one failed.
                 failures = completions[_STATUS_OFFSET::COMPLETION_RECORD_SIZE].count(Status.FAILED)
-                errors = self._error_records(session, completions, failed) if failures else []
+                errors = self._error_records(session, completions, failed, messages) if failures else []
                 queue.on_completed(epoch, count, errors)
                 queue.deliver(completions, errors)
                 touched[id(queue)] = queue
@@ -605,16 +608,20 @@ class Daemon:
                 except zmq.ZMQError as exc:
                     self._on_send_error(session, exc)
 
-    def _error_records(self, session: Session, completions: bytes, failed: bytes) -> list[dict[str, Any]]:
-        """Failed requests only: the engine returns each one's original record beside its completion."""
-        requests = {r.request_id: r for r in (RequestRecord.unpack_from(failed, off)
-                                              for off in range(0, len(failed), REQUEST_RECORD_SIZE))}
+    def _error_records(self, session: Session, completions: bytes, failed: bytes,
+                       messages: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Failed requests only: the engine returns each one's original record (and, where it has
+        more to say than reason and errno, e.g. which GDeflate tile is corrupt, its words)."""
+        requests = {}
+        for i, off in enumerate(range(0, len(failed), REQUEST_RECORD_SIZE)):
+            rec = RequestRecord.unpack_from(failed, off)
+            requests[rec.request_id] = (rec, messages[i] if i < len(messages) else "")
         out = []
         for done in iter_completions(completions):
             if done.status == Status.FAILED:
                 self.counters["failures"] += 1
-                out.append(_failures.error_record(done, requests.get(done.request_id), session.files,
-                                                  session.regions))
+                rec, detail = requests.get(done.request_id, (None, ""))
+                out.append(_failures.error_record(done, rec, session.files, session.regions, detail))
         return out
 
     # -- vanished clients ---------------------------------------------------------------------
@@ -664,7 +671,9 @@ class Daemon:
         self.counters["clients_dropped"] += 1
         self.scheduler.withdraw(lambda chunk: chunk.epoch.queue.session is session)
         for key in session.close(self.engine):
-            self.epochs.pop(key, None)
+            epoch = self.epochs.pop(key, None)
+            if epoch is not None:
+                self.scheduler.forget(epoch)
         log.info("%s %s; released its files and regions", session.describe(), why)
 
 
@@ -699,11 +708,9 @@ def compression_support(fmt: int, engine: Any) -> tuple[int, str]:
         return 0, "uncompressed: no decompression needed"
     if fmt not in (Compression.GDEFLATE, Compression.ZSTD):
         return 0, f"format {fmt} is not supported"
-    native = set(getattr(engine, "compression", ()) or ())
     name = Compression(fmt).name.lower()
-    if name in native:
-        return CPU_FALLBACK, f"{name}: decoded by the daemon's native CPU workers; no GPU path in the daemon yet"
-    return 0, f"{name}: this daemon's io engine cannot decompress it"
+    workers = engine.stats().get("codec_workers", 0)
+    return CPU_FALLBACK, f"{name}: decoded by the daemon's native CPU codec workers ({workers}); no GPU path yet"
 
 
 def _peek_seq(frames: list[zmq.Frame]) -> int | None:
@@ -729,6 +736,15 @@ def _remove_stale_socket(path: str) -> None:
     finally:
         probe.close()
     raise OSError(errno.EADDRINUSE, f"another dsd daemon is already serving on {path}")
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
 
 
 def _block_device_size(fd: int) -> int:

@@ -61,7 +61,7 @@ def test_request_errors_name_the_check(client, make_file):
     too_big = batch.read(f, 0, 4096, region, 1)            # destination overruns the region
     fine = batch.read(f, 0, 100, region, 0)
     batch.wait_all(timeout=30)
-    with pytest.raises(InvalidRequest, match="outside region"):
+    with pytest.raises(InvalidRequest, match="lies outside its region"):
         too_big.result()
     assert too_big.exception().hresult == p.HRESULT.E_DSTORAGE_ACCESS_VIOLATION
     assert fine.result() == 100 and bytes(fine.data()) == data[:100]
