@@ -59,16 +59,17 @@ def _measure_all(report: Report, args, path, endpoint: str, daemon_pid: int | No
             figures["ratio_vs_preadv"] = round(figures["gbps"] / baseline["gbps"], 3) if baseline["gbps"] else None
             report.add(case, "dsd", **figures)
         if daemon_pid:
-            report.add("4k-paced-50k-per-s", "dsd", **_paced(client, f, args.seconds, daemon_pid))
+            report.add("4k-paced-50k-per-s", "dsd", **_paced(client, f, args.file_size, args.seconds, daemon_pid))
 
 
-def _paced(client, f, seconds: float, daemon_pid: int, rate: int = 50_000, tick: float = 0.01) -> dict:
+def _paced(client, f, file_size: int, seconds: float, daemon_pid: int, rate: int = 50_000,
+           tick: float = 0.01) -> dict:
     """The product target: 50,000 requests/s of 4 KiB, sent in 10 ms batches; daemon CPU%."""
     import time
 
     per_tick = int(rate * tick)
     region = client.alloc(per_tick * 4096)
-    offsets = _offsets(64 << 20, 4096, True)
+    offsets = _offsets(file_size, 4096, True)
     cpu0, start, done = cpu_seconds(daemon_pid), time.perf_counter(), 0
     next_tick = start
     while time.perf_counter() - start < seconds:
