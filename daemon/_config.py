@@ -23,6 +23,7 @@ class Config:
     io_overrides: dict = field(default_factory=dict)
     # records the scheduler keeps inside the io engine; smaller = priorities bite sooner, larger = more overlap
     sched_window: int = 4096
+    gpu_staging_bytes: int = 256 << 20      # GPU staging memory for compressed reads routed to the GPU
     log_level: str = "INFO"
 
     @classmethod
@@ -34,6 +35,11 @@ class Config:
         cfg.ipc_endpoint = env.get("DSD_IPC") or None
         cfg.tcp_endpoint = env.get("DSD_TCP") or None
         cfg.log_level = env.get("DSD_LOG_LEVEL", cfg.log_level).upper()
+        if env.get("DSD_GPU_STAGING_BYTES"):
+            try:
+                cfg.gpu_staging_bytes = int(env["DSD_GPU_STAGING_BYTES"])
+            except ValueError:
+                raise ValueError(f"DSD_GPU_STAGING_BYTES={env['DSD_GPU_STAGING_BYTES']!r} is not an integer") from None
         if env.get("DSD_SCHED_WINDOW"):
             try:
                 cfg.sched_window = int(env["DSD_SCHED_WINDOW"])
@@ -43,6 +49,12 @@ class Config:
 
     def validate(self) -> None:
         self.io_settings()  # raises ValueError naming the bad DSD_IO_* variable or flag
+        from .gpu.selection import decode_mode, min_gpu_bytes
+
+        decode_mode()    # ValueError naming DSD_DECODE when it is not gpu, cpu or auto
+        min_gpu_bytes()
+        if not 1 << 16 <= self.gpu_staging_bytes <= 1 << 40:
+            raise ValueError(f"GPU staging size {self.gpu_staging_bytes} is outside 64 KiB..1 TiB")
         if not 1 <= self.sched_window <= 1 << 20:
             raise ValueError(f"scheduler window {self.sched_window} is outside 1..1048576")
         for name in ("ipc_endpoint", "tcp_endpoint"):

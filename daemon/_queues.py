@@ -57,7 +57,7 @@ def completion(request_id: int, status: Status, hresult: int = 0, errno: int = 0
 class Epoch:
     """Requests of one queue between two barriers; one io engine key."""
 
-    __slots__ = ("key", "queue", "outstanding", "in_engine", "first_failure", "closed", "scheduled")
+    __slots__ = ("key", "queue", "outstanding", "in_engine", "first_failure", "closed", "scheduled", "gpu_job")
 
     def __init__(self, queue: "Queue") -> None:
         self.key = next(_keys)
@@ -67,6 +67,7 @@ class Epoch:
         self.first_failure: dict[str, Any] | None = None  # lowest request id among its failures
         self.closed = False           # a barrier follows: no more requests join it
         self.scheduled = True         # its requests go through the Scheduler (an FSYNC's does not)
+        self.gpu_job: Any = None      # set for an epoch of GDeflate reads routed to the GPU decoder
 
 
 @dataclass
@@ -104,6 +105,8 @@ class Queue:
         self.error_first: dict[str, Any] | None = None
         self.closed = False
         self.chunk_records = CHUNK_RECORDS   # the daemon lowers it for small scheduler windows
+        self._gpu: Any = None
+        self._gpu_epochs: list[Epoch] = []
         # ordered queues: entry ids in enqueue order, and completions parked until their turn
         self.order: deque[int] = deque()
         self.parked: dict[int, tuple[bytes, dict[str, Any] | None]] = {}
@@ -164,12 +167,16 @@ class Queue:
         return self.open_epoch
 
     def split(self, records: Any, names: Any, count: int,
-              reject: Callable[[RequestRecord, Reason, int, int], dict[str, Any]]) -> list[Chunk]:
-        """Place a submitted batch on the timeline; returns request chunks for the scheduler.
-        Records of the wrong source type are failed at once through ``reject``."""
+              reject: Callable[[RequestRecord, Reason, int, int], dict[str, Any]],
+              gpu: Callable[["Queue", memoryview, int], tuple[memoryview, Any]] | None = None
+              ) -> tuple[list[Chunk], list[Epoch]]:
+        """Place a submitted batch on the timeline; returns request chunks for the scheduler and
+        the epochs of GPU jobs (``gpu`` picks those). Records of the wrong source type are failed
+        at once through ``reject``."""
         view = memoryview(records)
         ops = bytes(view[_OP_OFFSET::REQUEST_RECORD_SIZE])
         chunks: list[Chunk] = []
+        self._gpu, self._gpu_epochs = gpu, []
         self.in_flight += count
         start = 0
         for match in _BARRIER_BYTES.finditer(ops):
@@ -179,7 +186,8 @@ class Queue:
             self._barrier(RequestRecord.unpack_from(view, pos * REQUEST_RECORD_SIZE))
             start = pos + 1
         self._requests(view[start * REQUEST_RECORD_SIZE:], names, count - start, chunks, reject)
-        return chunks
+        gpu_epochs, self._gpu, self._gpu_epochs = self._gpu_epochs, None, []
+        return chunks, gpu_epochs
 
     def _requests(self, view: memoryview, names: Any, count: int, chunks: list[Chunk],
                   reject: Callable[..., None]) -> None:
@@ -187,6 +195,11 @@ class Queue:
             return
         view = self._filter_source_type(view, count, reject)
         count = len(view) // REQUEST_RECORD_SIZE
+        if self._gpu is not None and count:
+            view, job = self._gpu(self, view, count)
+            if job is not None:
+                self._gpu_epoch(job)
+            count = len(view) // REQUEST_RECORD_SIZE
         if count == 0:
             return
         epoch = self._epoch()
@@ -214,6 +227,18 @@ class Queue:
             else:
                 keep += raw
         return memoryview(bytes(keep))
+
+    def _gpu_epoch(self, job: Any) -> None:
+        """GPU-routed requests of this segment: their own epoch, placed before the next barrier."""
+        epoch = Epoch(self)
+        epoch.closed = True
+        epoch.scheduled = False
+        epoch.outstanding = len(job.records)
+        epoch.gpu_job = job
+        job.epoch = epoch
+        self.epochs[epoch.key] = epoch
+        self.timeline.append(epoch)
+        self._gpu_epochs.append(epoch)
 
     def _barrier(self, record: RequestRecord) -> None:
         if self.open_epoch is not None:

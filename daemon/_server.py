@@ -78,6 +78,7 @@ from dsd.protocol._hresult import HRESULT, hresult_from_errno
 
 from . import _failures
 from ._config import Config
+from ._gpu_route import GpuRoute
 from ._queues import CHUNK_RECORDS, MAX_CAPACITY, Chunk, Epoch, Queue, QueueError, Scheduler, completion
 from ._session import FileInfo, RegionInfo, Session
 from dsd._trio_zmq import TrioSocket
@@ -114,6 +115,7 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self.epochs: dict[int, Epoch] = {}   # io engine key -> the queue epoch it belongs to
         self.scheduler = Scheduler(self._submit_chunk, window=config.sched_window)
+        self.gpu = GpuRoute(staging_bytes=config.gpu_staging_bytes)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class Daemon:
         """Create the runtime directory, token and sockets. READY is sent only after this."""
         rundir = _paths.ensure_private_dir(self.config.runtime_dir)
         _raise_fd_limit()  # every open file costs the engine up to two fds (buffered + O_DIRECT)
+        self.gpu.open_now()
         self.engine = _native.IoEngine(**self.config.io_settings().engine_kwargs())
         log.info("io engine: %s (%s)", self.engine.backend, self.engine.backend_reason)
         ipc = self.config.resolved_ipc()
@@ -158,6 +161,7 @@ class Daemon:
         self.sockets.clear()
         if self.engine is not None:
             self.engine.close()
+        self.gpu.close()
         self.ctx.term()
         ipc = self.endpoints.get("ipc")
         if ipc:
@@ -406,6 +410,7 @@ class Daemon:
                                      errno.EINVAL)
         queue.closed = True
         self.scheduler.withdraw(lambda chunk: chunk.epoch.queue is queue)
+        self.gpu.forget(lambda job: job.queue is queue)
         for key in queue.keys():
             self.engine.drop_client(key)   # nothing of this queue is ever reported again
             self.scheduler.forget(self.epochs.pop(key, queue.epochs[key]))
@@ -427,7 +432,7 @@ class Daemon:
             session.send(ErrorRecord(seq=msg.seq, failure_count=count, first_failure=first))
 
     def _on_query_compression(self, session: Session, msg: QueryCompression) -> None:
-        flags, detail = compression_support(msg.format, self.engine)
+        flags, detail = compression_support(msg.format, self.engine, self.gpu)
         session.send(CompressionInfo(seq=msg.seq, format=msg.format, flags=flags, detail=detail))
 
     def _on_batch(self, session: Session, msg: Batch) -> None:
@@ -454,17 +459,38 @@ class Daemon:
     def _submit(self, queue: Queue) -> None:
         for records, names, count in queue.take_held():
             self.counters["requests"] += count
-            chunks = queue.split(records, names, count, lambda rec, reason, hresult, err: self._reject(
-                queue, rec, reason, hresult, err))
+            chunks, gpu_epochs = queue.split(
+                records, names, count, lambda rec, reason, hresult, err: self._reject(queue, rec, reason, hresult, err),
+                self._gpu_take if self.gpu.mode != "cpu" else None)
             for chunk in chunks:
                 self.epochs[chunk.epoch.key] = chunk.epoch
             self.scheduler.push(queue.priority, chunks)
+            for epoch in gpu_epochs:  # compressed bytes into GPU staging first, as plain reads
+                self.epochs[epoch.key] = epoch
+                self.gpu.ensure_mapped(queue.session)
+                self.engine.submit(queue.session.registry, epoch.key, self.gpu.staging_reads(epoch.gpu_job))
         self._advance(queue)
         self.scheduler.pump()
 
     def _chunk_records(self) -> int:
         """Chunks small enough that a few fit in the window, so priorities interleave."""
         return max(1, min(CHUNK_RECORDS, self.scheduler.window // 4))
+
+    def _gpu_take(self, queue: Queue, view: memoryview, count: int):
+        return self.gpu.take(queue, view, count, self._nursery)
+
+    def _gpu_done(self, job: Any, records: bytes, errors: list[dict[str, Any]]) -> None:
+        queue = job.queue
+        if queue.closed or self.by_key.get(queue.session.key) is not queue.session:
+            return
+        self.epochs.pop(job.epoch.key, None)
+        self.counters["completions"] += len(records) // COMPLETION_RECORD_SIZE
+        self.counters["failures"] += len(errors)
+        queue.on_completed(job.epoch, len(records) // COMPLETION_RECORD_SIZE, errors)
+        queue.deliver(records, errors)
+        self._advance(queue)
+        self.scheduler.pump()
+        self._flush()
 
     def _submit_chunk(self, chunk: Chunk) -> None:
         self.engine.submit(chunk.epoch.queue.session.registry, chunk.epoch.key, chunk.records, chunk.names)
@@ -566,7 +592,7 @@ class Daemon:
         engine = dict(self.engine.stats()) if self.engine is not None else {}
         return {"version": dsd.__version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - self.started, 3), "clients": len(self.by_key),
-                "endpoints": dict(self.endpoints), "io": engine, "decode": "cpu",
+                "endpoints": dict(self.endpoints), "io": engine, "decode": self.gpu.stats(),
                 "scheduler": {"window": self.scheduler.window, "in_engine": self.scheduler.in_engine,
                               "waiting": self.scheduler.waiting,
                               "served": {Priority(p).name: n for p, n in self.scheduler.served.items()}},
@@ -585,6 +611,12 @@ class Daemon:
                     continue  # client or queue gone; its completions are moot
                 queue, session = epoch.queue, epoch.queue.session
                 count = len(completions) // COMPLETION_RECORD_SIZE
+                if epoch.gpu_job is not None:  # staging reads of a GPU job: decode once all are in
+                    failures = completions[_STATUS_OFFSET::COMPLETION_RECORD_SIZE].count(Status.FAILED)
+                    errors = self._error_records(session, completions, failed, messages) if failures else []
+                    if self.gpu.staged(epoch.gpu_job, completions, errors):
+                        self._nursery.start_soon(self.gpu.decode, epoch.gpu_job, self._gpu_done)
+                    continue
                 self.counters["completions"] += count
                 if epoch.scheduled:
                     self.scheduler.done(epoch, count)
@@ -670,6 +702,7 @@ class Daemon:
         self.sessions = {k: s for k, s in self.sessions.items() if s is not session}
         self.counters["clients_dropped"] += 1
         self.scheduler.withdraw(lambda chunk: chunk.epoch.queue.session is session)
+        self.gpu.forget(lambda job: job.queue.session is session)
         for key in session.close(self.engine):
             epoch = self.epochs.pop(key, None)
             if epoch is not None:
@@ -702,15 +735,22 @@ def _record_fields(rec: RequestRecord) -> tuple:
 GPU_OPTIMIZED, GPU_FALLBACK, CPU_FALLBACK, USES_COMPUTE_QUEUE, USES_COPY_QUEUE = 0x1, 0x2, 0x4, 0x8, 0x10
 
 
-def compression_support(fmt: int, engine: Any) -> tuple[int, str]:
-    """What this daemon really does for a format (games pick assets by it, so no optimism)."""
+def compression_support(fmt: int, engine: Any, gpu: GpuRoute) -> tuple[int, str]:
+    """What this daemon really does for a format (games pick assets by it, so no optimism):
+    the GPU flags only once a Vulkan decoder is open and DSD_DECODE lets it run."""
     if fmt == Compression.NONE:
         return 0, "uncompressed: no decompression needed"
     if fmt not in (Compression.GDEFLATE, Compression.ZSTD):
         return 0, f"format {fmt} is not supported"
     name = Compression(fmt).name.lower()
     workers = engine.stats().get("codec_workers", 0)
-    return CPU_FALLBACK, f"{name}: decoded by the daemon's native CPU codec workers ({workers}); no GPU path yet"
+    cpu = f"{name}: native CPU codec workers ({workers})"
+    if fmt == Compression.GDEFLATE and gpu.in_use():
+        return (GPU_FALLBACK | USES_COMPUTE_QUEUE | CPU_FALLBACK,
+                f"{cpu}; GPU shader on {gpu.decoder.device.info.name} (DSD_DECODE={gpu.mode})")
+    why = gpu.unavailable or ("DSD_DECODE=cpu" if gpu.mode == "cpu" else
+                              "auto skips CPU Vulkan drivers" if gpu.kind == "cpu" else "no GPU decoder open")
+    return CPU_FALLBACK, f"{cpu}; no GPU path: {why}"
 
 
 def _peek_seq(frames: list[zmq.Frame]) -> int | None:
