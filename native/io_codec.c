@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "io_backend.h"
+#include "io_workq.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -39,12 +40,8 @@ struct codec_worker {
 
 struct dsd_io_codec_pool {
     struct dsd_io_engine *e;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct dsd_io_req *head, *tail;
-    size_t qlen;
-    int stop;
-    unsigned nthreads;
+    struct dsd_io_workq q;
+    int joined; /* stop() already joined the threads */
     struct codec_worker workers[];
 };
 
@@ -317,28 +314,10 @@ static void *codec_thread(void *arg)
     struct dsd_io_engine *e = p->e;
     struct dsd_io_req *batch[CODEC_BATCH];
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        while (p->head == NULL && !p->stop)
-            pthread_cond_wait(&p->cond, &p->lock);
-        if (p->head == NULL) {
-            pthread_mutex_unlock(&p->lock);
+        int stopping;
+        size_t n = dsd_io_workq_take(&p->q, batch, CODEC_BATCH, &stopping);
+        if (n == 0)
             break;
-        }
-        int stopping = p->stop;
-        size_t take = p->qlen / p->nthreads;
-        if (take < 1)
-            take = 1;
-        if (take > CODEC_BATCH || stopping)
-            take = CODEC_BATCH;
-        size_t n = 0;
-        while (n < take && p->head) {
-            batch[n++] = p->head;
-            p->head = p->head->next;
-        }
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->qlen -= n;
-        pthread_mutex_unlock(&p->lock);
 
         for (size_t i = 0; i < n; i++) {
             struct dsd_io_req *r = batch[i];
@@ -374,8 +353,7 @@ int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_
     }
     pthread_once(&guard_once, install_guard);
     p->e = e;
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    dsd_io_workq_init(&p->q);
     for (unsigned i = 0; i < threads; i++) {
         p->workers[i].p = p;
         int rc = pthread_create(&p->workers[i].thread, NULL, codec_thread, &p->workers[i]);
@@ -385,7 +363,7 @@ int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_
             dsd_io_codec_free(p);
             return -rc;
         }
-        p->nthreads++;
+        p->q.nworkers++;
     }
     *out = p;
     return 0;
@@ -393,48 +371,25 @@ int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_
 
 void dsd_io_codec_enqueue(struct dsd_io_codec_pool *p, struct dsd_io_req **reqs, size_t n)
 {
-    if (n == 0)
-        return;
-    for (size_t i = 0; i + 1 < n; i++)
-        reqs[i]->next = reqs[i + 1];
-    reqs[n - 1]->next = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = reqs[0];
-    else
-        p->head = reqs[0];
-    p->tail = reqs[n - 1];
-    p->qlen += n;
-    if (n >= p->nthreads)
-        pthread_cond_broadcast(&p->cond);
-    else
-        for (size_t i = 0; i < n; i++)
-            pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    dsd_io_workq_push(&p->q, reqs, n);
 }
 
 void dsd_io_codec_stop(struct dsd_io_codec_pool *p)
 {
     if (p == NULL)
         return;
-    pthread_mutex_lock(&p->lock);
-    if (p->stop == 2) {
-        pthread_mutex_unlock(&p->lock);
+    if (p->joined)
         return;
-    }
-    p->stop = 1;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < p->nthreads; i++)
+    dsd_io_workq_stop(&p->q);
+    for (unsigned i = 0; i < p->q.nworkers; i++)
         pthread_join(p->workers[i].thread, NULL);
-    p->stop = 2;
+    p->joined = 1;
 }
 
 void dsd_io_codec_free(struct dsd_io_codec_pool *p)
 {
     if (p == NULL)
         return;
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
+    dsd_io_workq_destroy(&p->q);
     free(p);
 }

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "io_backend.h"
+#include "io_workq.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -20,12 +21,7 @@
 
 struct posix_pool {
     struct dsd_io_engine *e;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct dsd_io_req *head, *tail;
-    size_t qlen;
-    int stop;
-    unsigned nthreads;
+    struct dsd_io_workq q;
     pthread_t threads[];
 };
 
@@ -112,28 +108,10 @@ static void *posix_worker(void *arg)
     struct dsd_io_engine *e = p->e;
     struct dsd_io_req *batch[POSIX_BATCH];
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        while (p->head == NULL && !p->stop)
-            pthread_cond_wait(&p->cond, &p->lock);
-        if (p->head == NULL) {
-            pthread_mutex_unlock(&p->lock);
+        int stopping;
+        size_t n = dsd_io_workq_take(&p->q, batch, POSIX_BATCH, &stopping);
+        if (n == 0)
             break;
-        }
-        int stopping = p->stop;
-        size_t take = p->qlen / p->nthreads;
-        if (take < 1)
-            take = 1;
-        if (take > POSIX_BATCH || stopping)
-            take = POSIX_BATCH;
-        size_t n = 0;
-        while (n < take && p->head) {
-            batch[n++] = p->head;
-            p->head = p->head->next;
-        }
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->qlen -= n;
-        pthread_mutex_unlock(&p->lock);
 
         struct read_counters k = {0};
         for (size_t i = 0; i < n; i++) {
@@ -166,26 +144,21 @@ static int posix_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
         return -ENOMEM;
     }
     p->e = e;
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    dsd_io_workq_init(&p->q);
     e->backend = p;
     for (unsigned i = 0; i < n; i++) {
         int rc = pthread_create(&p->threads[i], NULL, posix_worker, p);
         if (rc != 0) {
             snprintf(reason, reason_len, "pthread_create: %s", strerror(rc));
-            pthread_mutex_lock(&p->lock);
-            p->stop = 1;
-            pthread_cond_broadcast(&p->cond);
-            pthread_mutex_unlock(&p->lock);
+            dsd_io_workq_stop(&p->q);
             for (unsigned j = 0; j < i; j++)
                 pthread_join(p->threads[j], NULL);
-            pthread_mutex_destroy(&p->lock);
-            pthread_cond_destroy(&p->cond);
+            dsd_io_workq_destroy(&p->q);
             free(p);
             e->backend = NULL;
             return -rc;
         }
-        p->nthreads++;
+        p->q.nworkers++;
     }
     return 0;
 }
@@ -193,34 +166,14 @@ static int posix_start(struct dsd_io_engine *e, char *reason, size_t reason_len)
 static void posix_enqueue(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
     struct posix_pool *p = e->backend;
-    if (n == 0)
-        return;
-    for (size_t i = 0; i + 1 < n; i++)
-        reqs[i]->next = reqs[i + 1];
-    reqs[n - 1]->next = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = reqs[0];
-    else
-        p->head = reqs[0];
-    p->tail = reqs[n - 1];
-    p->qlen += n;
-    if (n >= p->nthreads)
-        pthread_cond_broadcast(&p->cond);
-    else
-        for (size_t i = 0; i < n; i++)
-            pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    dsd_io_workq_push(&p->q, reqs, n);
 }
 
 static void posix_stop(struct dsd_io_engine *e)
 {
     struct posix_pool *p = e->backend;
-    pthread_mutex_lock(&p->lock);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < p->nthreads; i++)
+    dsd_io_workq_stop(&p->q);
+    for (unsigned i = 0; i < p->q.nworkers; i++)
         pthread_join(p->threads[i], NULL);
 }
 
@@ -229,8 +182,7 @@ static void posix_destroy(struct dsd_io_engine *e)
     struct posix_pool *p = e->backend;
     if (p == NULL)
         return;
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
+    dsd_io_workq_destroy(&p->q);
     free(p);
     e->backend = NULL;
 }
