@@ -30,11 +30,10 @@ from dsd.protocol import (
     UnregisterMemory,
 )
 
-from ._core import ClientCore, File, ReadRequest, check_read_args, read_request
+from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
 from ._shm import Region
-from ._sync import MAX_CHUNK, SCRATCH_MIN
 
 
 class AsyncClient:
@@ -197,13 +196,8 @@ class AsyncClient:
 
     async def _read_chunks(self, file: File, offset: int, size: int, region: Region) -> None:
         batch = self.batch()
-        pos = 0
-        while True:
-            chunk = min(MAX_CHUNK, size - pos)
-            batch.read(file, offset + pos, chunk, region, pos)
-            pos += chunk
-            if pos >= size:
-                break
+        for pos, length in chunks(size):
+            batch.read(file, offset + pos, length, region, pos)
         for req in await batch.wait_all():
             req.result()
 
@@ -212,7 +206,7 @@ class AsyncClient:
             if self._scratch is not None:
                 await self.free(self._scratch)
                 self._scratch = None
-            self._scratch = await self.alloc(max(SCRATCH_MIN, 1 << max(size - 1, 1).bit_length()))
+            self._scratch = await self.alloc(scratch_size(size))
         return self._scratch
 
     # -- control -------------------------------------------------------------------------------

@@ -277,3 +277,18 @@ def check_read_args(file: File, offset: int, size: int, region: Any, region_offs
         raise ValueError(f"size {size} out of range (one request moves at most 4 GiB - 1)")
     if region_offset < 0:
         raise ValueError(f"region offset {region_offset} is negative")
+
+
+# One request moves at most 4 GiB - 1 (u32 sizes, as in DirectStorage); big reads are split.
+MAX_CHUNK = 1 << 30
+SCRATCH_MIN = 1 << 20
+
+
+def chunks(size: int) -> list[tuple[int, int]]:
+    """(position, length) pieces of a read of ``size`` bytes; a 0-byte read is one empty piece."""
+    return [(pos, min(MAX_CHUNK, size - pos)) for pos in range(0, size, MAX_CHUNK)] or [(0, 0)]
+
+
+def scratch_size(size: int) -> int:
+    """The client's scratch region grows in powers of two, from 1 MiB."""
+    return max(SCRATCH_MIN, 1 << max(size - 1, 1).bit_length())

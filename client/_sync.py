@@ -25,15 +25,12 @@ from dsd.protocol import (
     UnregisterMemory,
 )
 
-from ._core import ClientCore, File, ReadRequest, check_read_args, read_request
+from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
 from ._queue import Queue, compression_support, create_queue
 from ._shm import Region
 
-# One request moves at most 4 GiB - 1 (u32 sizes, as in DirectStorage); big reads are split.
-MAX_CHUNK = 1 << 30
-SCRATCH_MIN = 1 << 20
 
 
 class Client:
@@ -183,13 +180,8 @@ class Client:
 
     def _read_chunks(self, file: File, offset: int, size: int, region: Region) -> None:
         batch = self.batch()
-        pos = 0
-        while True:
-            chunk = min(MAX_CHUNK, size - pos)
-            batch.read(file, offset + pos, chunk, region, pos)
-            pos += chunk
-            if pos >= size:
-                break
+        for pos, length in chunks(size):
+            batch.read(file, offset + pos, length, region, pos)
         batch.submit()
         for req in batch.wait_all():
             req.result()
@@ -204,7 +196,7 @@ class Client:
             if self._scratch is not None:
                 self.free(self._scratch)
                 self._scratch = None
-            self._scratch = self.alloc(max(SCRATCH_MIN, 1 << max(size - 1, 1).bit_length()))
+            self._scratch = self.alloc(scratch_size(size))
         return self._scratch
 
     # -- control -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,19 +17,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def make_test_file(size: int, directory: str | None = None) -> Path:
-    """A file of ``size`` pseudo-random bytes, written once and reused across runs."""
-    directory = directory or tempfile.gettempdir()
-    path = Path(directory) / f"dsd-bench-{size}.bin"
+def make_test_file(size: int, directory: str | None = None, *, prefix: str = "dsd-bench") -> Path:
+    """A file of ``size`` pseudo-random bytes (made once, reused while its size matches)."""
+    path = Path(directory or tempfile.gettempdir()) / f"{prefix}-{size}.bin"
     if not path.exists() or path.stat().st_size != size:
-        chunk = os.urandom(1 << 20)
+        block = random.Random(0).randbytes(16 << 20)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
             left = size
             while left > 0:
-                n = min(left, len(chunk))
-                out.write(chunk[:n])
+                n = min(left, len(block))
+                out.write(block[:n])
                 left -= n
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     return path
 

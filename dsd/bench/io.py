@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ._common import make_test_file, warm_page_cache
+
 CASES = [
     # name, block size, queue depth, random
     ("seq-64k-qd32", 64 * 1024, 32, False),
@@ -61,29 +63,6 @@ def _parse_size(text: str) -> int:
     if t and t[-1] in units:
         return int(float(t[:-1]) * units[t[-1]])
     return int(t)
-
-
-def _prepare_file(directory: str, size: int) -> str:
-    path = os.path.join(directory, f"dsd-bench-io-{size}.bin")
-    if not (os.path.exists(path) and os.path.getsize(path) == size):
-        block = random.Random(0).randbytes(16 << 20)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            left = size
-            while left:
-                n = min(left, len(block))
-                f.write(block[:n])
-                left -= n
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    return path
-
-
-def _warm(path: str) -> None:
-    with open(path, "rb", buffering=0) as f:
-        while f.read(8 << 20):
-            pass
 
 
 def _drop_cache(path: str) -> None:
@@ -227,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     have_fio = shutil.which("fio") is not None
     uring_ok, uring_why = _native.io_uring_probe()
     direct_ok, direct_why = _native.odirect_probe(directory)
-    path = _prepare_file(directory, size)
+    path = str(make_test_file(size, directory, prefix="dsd-bench-io"))
 
     report: dict[str, Any] = {
         "benchmark": "io", "file": path, "file_size": size, "seconds_per_run": args.seconds,
@@ -248,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
                 if direct:
                     _drop_cache(path)
                 else:
-                    _warm(path)
+                    warm_page_cache(path)
                 try:
                     if contender == "fio":
                         if not have_fio:
