@@ -255,6 +255,11 @@ class Daemon:
             handler(self, session, msg)
         except zmq.ZMQError as exc:
             self._on_send_error(session, exc)
+        except (OSError, ValueError, MemoryError, KeyError) as exc:
+            # A bug or resource failure in one client's request must not take the daemon down.
+            log.exception("%s: %s failed", session.describe(), msg.TYPE)
+            self._reply_error(session, getattr(msg, "seq", None), "INTERNAL",
+                              f"{msg.TYPE} failed inside the daemon: {exc}", getattr(exc, "errno", None) or 0)
 
     def _reply_error(self, session: Session, seq: int | None, code: str, message: str, err: int = 0,
                      hresult: int | None = None) -> None:
