@@ -31,12 +31,12 @@ from ._errors import (
     RequestTooLarge,
     WouldBlock,
 )
-from ._queue import ErrorRecordInfo, Fence, Queue, QueueQuery, StatusArray
+from ._queue import AsyncQueue, ErrorRecordInfo, Fence, Queue, QueueQuery, StatusArray
 from ._shm import Region
 from ._sync import Batch, Client
 
 __all__ = [
-    "AsyncBatch", "AsyncClient", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
+    "AsyncBatch", "AsyncClient", "AsyncQueue", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
     "DaemonUnavailable", "DecompressionError", "DsdError", "EndOfFile", "ErrorRecordInfo", "Fence", "File",
     "FileNotFound", "InvalidDestinationSize", "InvalidQueueCapacity", "InvalidQueuePriority", "InvalidRequest",
     "InvalidSourceType", "IsADirectory", "PermissionDenied", "ProtocolMismatch", "Queue", "QueueClosed",

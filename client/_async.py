@@ -18,12 +18,14 @@ from dsd.protocol import (
     Bye,
     Cancel,
     CloseFile,
+    CompressionInfo,
     FileOpened,
     MemoryRegistered,
     Ok,
     OpenFile,
     Ping,
     Pong,
+    QueryCompression,
     RegisterMemory,
     StatsReply,
     StatsRequest,
@@ -33,6 +35,7 @@ from dsd.protocol import (
 from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
+from ._queue import AsyncQueue, create_async_queue
 from ._shm import Region
 
 
@@ -211,10 +214,26 @@ class AsyncClient:
 
     # -- control -------------------------------------------------------------------------------
 
-    async def cancel(self, *, mask: int = 0, value: int = 0, ids: list[int] | None = None, all: bool = False) -> int:
-        reply = await self._call(lambda seq: Cancel(seq=seq, mask=mask, value=value, ids=list(ids or []), all=all),
-                                 Ok, what="CANCEL")
+    async def cancel(self, *, queue: int = 0, mask: int = 0, value: int = 0, ids: list[int] | None = None,
+                     all: bool = False) -> int:
+        reply = await self._call(lambda seq: Cancel(seq=seq, queue=queue, mask=mask, value=value,
+                                                    ids=list(ids or []), all=all), Ok, what="CANCEL")
         return reply.count
+
+    async def create_queue(self, *, capacity: int = 1024, priority: int = 0, source_type: int = 0, name: str = "",
+                           ordered: bool = False) -> AsyncQueue:
+        """A DirectStorage queue (see ``Client.create_queue``); its waits are awaitable."""
+        return await create_async_queue(self, capacity=capacity, priority=priority, source_type=source_type,
+                                        name=name, ordered=ordered)
+
+    async def compression_support(self, fmt: int) -> Any:
+        return await self._call(lambda seq: QueryCompression(seq=seq, format=int(fmt)), CompressionInfo,
+                                what="QUERY_COMPRESSION")
+
+    def _send(self, frames: list[Any]) -> None:
+        if self.closed:
+            raise ConnectionLost("client is closed")
+        self._sock.send(frames)
 
     async def statistics(self) -> dict[str, Any]:
         return (await self._call(lambda seq: StatsRequest(seq=seq), StatsReply, what="STATS")).stats

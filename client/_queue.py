@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
+
+import trio
 
 from dsd.protocol import (
     CloseQueue,
-    CompressionInfo,
     CreateQueue,
     ErrorRecord,
     Ok,
     Op,
     Priority,
-    QueryCompression,
     QueryQueue,
     QueueCreated,
     QueueInfo,
@@ -90,8 +90,8 @@ class ErrorRecordInfo:
     first_failure: RemoteError | None
 
 
-class Queue:
-    """One DirectStorage queue on the daemon. Create with ``Client.create_queue``."""
+class _QueueBase:
+    """What the blocking and the trio queue share: entry records, slot accounting, local cancel."""
 
     def __init__(self, client: Any, qid: int, *, capacity: int, priority: int, source_type: int, name: str) -> None:
         self._client = client
@@ -107,28 +107,20 @@ class Queue:
 
     # -- slots -----------------------------------------------------------------------------
 
-    def _wait_for_slot(self, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._outstanding >= self.capacity - 1:  # one slot stays reserved, as in DirectStorage
-            if self._unsubmitted:
-                self.submit()  # entries waiting for a submit would never free a slot
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise WouldBlock(f"queue {self.id} is full ({self.capacity - 1} entries outstanding)")
-            self._client._pump_or_probe(min(left, 1.0) if left is not None else 1.0)
+    def _full(self) -> bool:
+        return self._outstanding >= self.capacity - 1  # one slot stays reserved, as in DirectStorage
 
-    def _enqueue(self, req: Request, *, block: bool) -> Request:
+    def _accept(self, req: Request) -> Request:
+        """Record an entry (the caller made room); submits at half capacity like DirectStorage."""
         if self.closed:
             raise QueueClosed(f"queue {self.id} is closed", hresult=HRESULT.E_DSTORAGE_QUEUE_CLOSED)
-        if self._outstanding >= self.capacity - 1:
-            if not block:
-                raise WouldBlock(f"queue {self.id} is full ({self.capacity - 1} entries outstanding)")
-            self._wait_for_slot(None)
+        if self._full():
+            raise WouldBlock(f"queue {self.id} is full ({self.capacity - 1} entries outstanding)")
         req.on_done = self._on_done
         self._unsubmitted.append(req)
         self._outstanding += 1
         if len(self._unsubmitted) >= self.capacity // 2:
-            self.submit()  # DirectStorage's auto-submit at half capacity
+            self.submit()
         return req
 
     def _on_done(self, req: Request) -> None:
@@ -142,112 +134,60 @@ class Queue:
     def _new_id(self) -> int:
         return self._client._core.new_request_id()
 
-    # -- entries ---------------------------------------------------------------------------
-
-    def enqueue_read(self, file: File, offset: int, size: int, region: Region, region_offset: int = 0, *,
-                     compression: int = 0, compressed_size: int | None = None, tag: int = 0,
-                     name: str | None = None, block: bool = True) -> Request:
-        """Read ``size`` bytes (or, compressed, ``compressed_size`` bytes decoding to ``size``)."""
-        check_read_args(file, offset, size, region, region_offset)
-        req = read_request(self._new_id(), self, file, offset, size, region, region_offset, tag=tag, name=name,
-                           compression=compression, uncompressed_size=size if compression else 0,
-                           src_size=compressed_size)
-        return self._enqueue(req, block=block)
-
-    def enqueue_read_nowait(self, *args: Any, **kw: Any) -> Request:
-        return self.enqueue_read(*args, block=False, **kw)
-
-    def enqueue_memory_read(self, source: Region, source_offset: int, size: int, region: Region,
-                            region_offset: int = 0, *, compression: int = 0, compressed_size: int | None = None,
-                            tag: int = 0, name: str | None = None, block: bool = True) -> Request:
-        """A MEMORY-source request: copy (or decode) from one registered region into another."""
-        req = Request(self._new_id(), self, op=Op.READ, source_type=SourceType.MEMORY, src_id=source.id,
-                      src_offset=source_offset, src_size=size if compressed_size is None else compressed_size,
-                      dst_id=region.id, dst_offset=region_offset, dst_size=size, compression=compression,
-                      uncompressed_size=size if compression else 0, tag=tag, name=name, region=region)
-        return self._enqueue(req, block=block)
-
-    def enqueue_write(self, region: Region, region_offset: int, size: int, file: File, file_offset: int, *,
-                      compression: int = 0, level: int = 0, max_size: int = 0, tag: int = 0,
-                      name: str | None = None, block: bool = True) -> Request:
-        """Write region bytes to a file opened for writing, optionally compressing them first."""
-        req = Request(self._new_id(), self, op=Op.WRITE, source_type=SourceType.MEMORY, src_id=region.id,
-                      src_offset=region_offset, src_size=size, dst_id=file.id, dst_offset=file_offset,
-                      dst_size=max_size if compression else size, compression=compression,
-                      uncompressed_size=size if compression else 0, level=level, tag=tag, name=name, file=file,
-                      region=region)
-        return self._enqueue(req, block=block)
-
-    def enqueue_status(self, array: StatusArray, index: int) -> Request:
-        """Fills ``array[index]`` with the first failure since the previous status entry (or S_OK)."""
-        if not 0 <= index < len(array):
-            raise IndexError(f"status index {index} outside the array of {len(array)}")
-        array._set(index, E_PENDING)
-        req = Request(self._new_id(), self, op=Op.STATUS, src_id=0, src_offset=0, src_size=0, dst_id=0,
-                      dst_offset=index, dst_size=0)
-        req.target = array
-        return self._enqueue(req, block=True)
-
-    def enqueue_signal(self, fence: Fence, value: int) -> Request:
-        req = Request(self._new_id(), self, op=Op.SIGNAL, src_id=0, src_offset=0, src_size=0, dst_id=0,
-                      dst_offset=value, dst_size=0)
-        req.target = fence
-        return self._enqueue(req, block=True)
-
-    def enqueue_event(self) -> Request:
-        """A request that completes (like a set event) after every earlier entry."""
-        return self._enqueue(Request(self._new_id(), self, op=Op.EVENT, src_id=0, src_offset=0, src_size=0,
-                                     dst_id=0, dst_offset=0, dst_size=0), block=True)
-
-    def enqueue_fsync(self, file: File) -> Request:
-        """Flush ``file`` once every earlier entry (e.g. writes) completed."""
-        return self._enqueue(Request(self._new_id(), self, op=Op.FSYNC, src_id=0, src_offset=0, src_size=0,
-                                     dst_id=file.id, dst_offset=0, dst_size=0, file=file), block=True)
-
-    # -- control ---------------------------------------------------------------------------
-
     def submit(self) -> None:
         if not self._unsubmitted or self.closed:
             return
         entries, self._unsubmitted = self._unsubmitted, []
         self._client._send(self._client._core.batch_frames(entries, submit=True, queue=self.id))
 
-    def wait_idle(self, timeout: float | None = None) -> None:
-        """Submit, then wait until every entry enqueued so far completed."""
-        self.submit()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._outstanding:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(f"queue {self.id}: {self._outstanding} entries still running")
-            self._client._pump_or_probe(min(left, 1.0) if left is not None else 1.0)
+    # -- entries -----------------------------------------------------------------------------
 
-    def wait(self, req: Request, timeout: float | None = None) -> Request:
-        self.submit()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not req.done():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(f"request {req.id} still running")
-            self._client._pump_or_probe(min(left, 1.0) if left is not None else 1.0)
+    def _read(self, file: File, offset: int, size: int, region: Region, region_offset: int = 0, *,
+              compression: int = 0, compressed_size: int | None = None, tag: int = 0,
+              name: str | None = None) -> Request:
+        """Read ``size`` bytes (or, compressed, ``compressed_size`` bytes decoding to ``size``)."""
+        check_read_args(file, offset, size, region, region_offset)
+        return read_request(self._new_id(), self, file, offset, size, region, region_offset, tag=tag, name=name,
+                            compression=compression, uncompressed_size=size if compression else 0,
+                            src_size=compressed_size)
+
+    def _memory_read(self, source: Region, source_offset: int, size: int, region: Region, region_offset: int = 0, *,
+                     compression: int = 0, compressed_size: int | None = None, tag: int = 0,
+                     name: str | None = None) -> Request:
+        """A MEMORY-source request: copy (or decode) from one registered region into another."""
+        return Request(self._new_id(), self, op=Op.READ, source_type=SourceType.MEMORY, src_id=source.id,
+                       src_offset=source_offset, src_size=size if compressed_size is None else compressed_size,
+                       dst_id=region.id, dst_offset=region_offset, dst_size=size, compression=compression,
+                       uncompressed_size=size if compression else 0, tag=tag, name=name, region=region)
+
+    def _write(self, region: Region, region_offset: int, size: int, file: File, file_offset: int, *,
+               compression: int = 0, level: int = 0, max_size: int = 0, tag: int = 0,
+               name: str | None = None) -> Request:
+        """Write region bytes to a file opened for writing, optionally compressing them first."""
+        return Request(self._new_id(), self, op=Op.WRITE, source_type=SourceType.MEMORY, src_id=region.id,
+                       src_offset=region_offset, src_size=size, dst_id=file.id, dst_offset=file_offset,
+                       dst_size=max_size if compression else size, compression=compression,
+                       uncompressed_size=size if compression else 0, level=level, tag=tag, name=name, file=file,
+                       region=region)
+
+    def _barrier(self, op: Op, value: int = 0, *, dst_id: int = 0, target: Any = None, file: File | None = None
+                 ) -> Request:
+        req = Request(self._new_id(), self, op=op, src_id=0, src_offset=0, src_size=0, dst_id=dst_id,
+                      dst_offset=value, dst_size=0, file=file)
+        req.target = target
         return req
 
-    def as_completed(self, timeout: float | None = None) -> Iterator[Request]:
-        """Submit, then yield entries as they complete until none is outstanding."""
-        self.submit()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            while self._completed:
-                yield self._completed.pop(0)
-            if not self._outstanding:
-                return
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(f"queue {self.id}: {self._outstanding} entries still running")
-            self._client._pump_or_probe(min(left, 1.0) if left is not None else 1.0)
+    def _status(self, array: StatusArray, index: int) -> Request:
+        """Fills ``array[index]`` with the first failure since the previous status entry (or S_OK)."""
+        if not 0 <= index < len(array):
+            raise IndexError(f"status index {index} outside the array of {len(array)}")
+        array._set(index, E_PENDING)
+        return self._barrier(Op.STATUS, index, target=array)
+
+    # -- cancel / query ----------------------------------------------------------------------
 
     def _cancel_local(self, match) -> int:
-        """Unsubmitted entries never reach the daemon: cancel them here."""
+        """Unsubmitted entries never reached the daemon: cancel them here."""
         keep, count = [], 0
         for req in self._unsubmitted:
             if req.op not in (Op.STATUS, Op.SIGNAL, Op.EVENT, Op.FSYNC) and match(req):
@@ -260,6 +200,86 @@ class Queue:
                 keep.append(req)
         self._unsubmitted = keep
         return count
+
+    def _query(self, info: QueueInfo) -> QueueQuery:
+        held = len(self._unsubmitted)
+        return QueueQuery(self.capacity, self.priority, self.source_type, self.name,
+                          empty_slots=max(self.capacity - 1 - self._outstanding, 0),
+                          requests_until_auto_submit=max(self.capacity // 2 - held - info.unsubmitted, 0),
+                          in_flight=info.in_flight)
+
+    def _close_local(self) -> None:
+        """Forget every entry: after close returns, nothing of this queue completes."""
+        self.closed = True
+        pending = [r for r in self._client._core.requests.values() if r.owner is self] + self._unsubmitted
+        self._unsubmitted = []
+        for req in pending:
+            self._client._core.requests.pop(req.id, None)
+            req.on_done = None
+
+
+class Queue(_QueueBase):
+    """One DirectStorage queue on the daemon, blocking API. Create with ``Client.create_queue``.
+    ``enqueue_*`` wait for a free slot; ``enqueue_read_nowait`` raises ``WouldBlock`` instead."""
+
+    def _enqueue(self, req: Request, *, block: bool = True) -> Request:
+        if block and self._full() and not self.closed:
+            self._wait(lambda: not self._full(), None, "a free slot")
+        return self._accept(req)
+
+    def _wait(self, done, timeout: float | None, what: str) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            if self._unsubmitted:
+                self.submit()  # entries waiting for a submit would never complete
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"queue {self.id}: timed out waiting for {what}")
+            self._client._pump_or_probe(min(left, 1.0) if left is not None else 1.0)
+
+    def enqueue_read(self, *args: Any, block: bool = True, **kw: Any) -> Request:
+        return self._enqueue(self._read(*args, **kw), block=block)
+
+    def enqueue_read_nowait(self, *args: Any, **kw: Any) -> Request:
+        return self.enqueue_read(*args, block=False, **kw)
+
+    def enqueue_memory_read(self, *args: Any, block: bool = True, **kw: Any) -> Request:
+        return self._enqueue(self._memory_read(*args, **kw), block=block)
+
+    def enqueue_write(self, *args: Any, block: bool = True, **kw: Any) -> Request:
+        return self._enqueue(self._write(*args, **kw), block=block)
+
+    def enqueue_status(self, array: StatusArray, index: int) -> Request:
+        return self._enqueue(self._status(array, index))
+
+    def enqueue_signal(self, fence: Fence, value: int) -> Request:
+        return self._enqueue(self._barrier(Op.SIGNAL, value, target=fence))
+
+    def enqueue_event(self) -> Request:
+        """An entry that completes (like a set event) after every earlier entry."""
+        return self._enqueue(self._barrier(Op.EVENT))
+
+    def enqueue_fsync(self, file: File) -> Request:
+        """Flush ``file`` once every earlier entry (e.g. writes) completed."""
+        return self._enqueue(self._barrier(Op.FSYNC, dst_id=file.id, file=file))
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Submit, then wait until every entry enqueued so far completed."""
+        self._wait(lambda: not self._outstanding, timeout, f"{self._outstanding} entries")
+
+    def wait(self, req: Request, timeout: float | None = None) -> Request:
+        self._wait(req.done, timeout, f"request {req.id}")
+        return req
+
+    def as_completed(self, timeout: float | None = None) -> Iterator[Request]:
+        """Submit, then yield entries as they complete until none is outstanding."""
+        self.submit()
+        while True:
+            while self._completed:
+                yield self._completed.pop(0)
+            if not self._outstanding:
+                return
+            self._wait(lambda: bool(self._completed) or not self._outstanding, timeout, "a completion")
 
     def cancel(self, mask: int, value: int) -> int:
         """CancelRequestsWithTag: best effort; cancelled requests complete as CANCELLED, not failed."""
@@ -275,30 +295,20 @@ class Queue:
         return local + self._client.cancel(queue=self.id, all=True)
 
     def query(self) -> QueueQuery:
-        info: QueueInfo = self._client._call(lambda seq: QueryQueue(seq=seq, queue=self.id), QueueInfo,
-                                             what="QUERY_QUEUE")
-        held = len(self._unsubmitted)
-        return QueueQuery(self.capacity, self.priority, self.source_type, self.name,
-                          empty_slots=max(self.capacity - 1 - self._outstanding, 0),
-                          requests_until_auto_submit=max(self.capacity // 2 - held - info.unsubmitted, 0),
-                          in_flight=info.in_flight)
+        return self._query(self._client._call(lambda seq: QueryQueue(seq=seq, queue=self.id), QueueInfo,
+                                              what="QUERY_QUEUE"))
 
     def retrieve_error_record(self) -> ErrorRecordInfo:
         reply: ErrorRecord = self._client._call(lambda seq: RetrieveErrorRecord(seq=seq, queue=self.id), ErrorRecord,
                                                 what="RETRIEVE_ERROR_RECORD")
-        first = error_from_record(reply.first_failure) if reply.first_failure else None
-        return ErrorRecordInfo(reply.failure_count, first)
+        return ErrorRecordInfo(reply.failure_count, error_from_record(reply.first_failure) if reply.first_failure
+                               else None)
 
     def close(self) -> None:
         """After this returns, no entry of this queue completes any more (even work in flight)."""
         if self.closed:
             return
-        self.closed = True
-        pending = [r for r in self._client._core.requests.values() if r.owner is self] + self._unsubmitted
-        self._unsubmitted = []
-        for req in pending:
-            self._client._core.requests.pop(req.id, None)
-            req.on_done = None
+        self._close_local()
         try:
             self._client._call(lambda seq: CloseQueue(seq=seq, queue=self.id), Ok, what="CLOSE_QUEUE")
         except ConnectionLost:
@@ -311,14 +321,116 @@ class Queue:
         self.close()
 
 
+class AsyncQueue(_QueueBase):
+    """The same queue for ``AsyncClient``: enqueueing into a full queue awaits a free slot."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._changed = trio.Event()
+
+    def _on_done(self, req: Request) -> None:
+        super()._on_done(req)
+        self._changed.set()
+
+    async def _until(self, done) -> None:
+        while not done():
+            if self._unsubmitted:
+                self.submit()
+            self._changed = trio.Event()
+            await self._changed.wait()
+
+    async def _enqueue(self, req: Request) -> Request:
+        if self._full() and not self.closed:
+            await self._until(lambda: not self._full())
+        return self._accept(req)
+
+    async def enqueue_read(self, *args: Any, **kw: Any) -> Request:
+        return await self._enqueue(self._read(*args, **kw))
+
+    def enqueue_read_nowait(self, *args: Any, **kw: Any) -> Request:
+        return self._accept(self._read(*args, **kw))
+
+    async def enqueue_memory_read(self, *args: Any, **kw: Any) -> Request:
+        return await self._enqueue(self._memory_read(*args, **kw))
+
+    async def enqueue_write(self, *args: Any, **kw: Any) -> Request:
+        return await self._enqueue(self._write(*args, **kw))
+
+    async def enqueue_status(self, array: StatusArray, index: int) -> Request:
+        return await self._enqueue(self._status(array, index))
+
+    async def enqueue_signal(self, fence: Fence, value: int) -> Request:
+        return await self._enqueue(self._barrier(Op.SIGNAL, value, target=fence))
+
+    async def enqueue_event(self) -> Request:
+        return await self._enqueue(self._barrier(Op.EVENT))
+
+    async def enqueue_fsync(self, file: File) -> Request:
+        return await self._enqueue(self._barrier(Op.FSYNC, dst_id=file.id, file=file))
+
+    async def wait_idle(self) -> None:
+        self.submit()
+        await self._until(lambda: not self._outstanding)
+
+    async def wait(self, req: Request) -> Request:
+        self.submit()
+        await self._until(req.done)
+        return req
+
+    async def as_completed(self) -> AsyncIterator[Request]:
+        self.submit()
+        while True:
+            while self._completed:
+                yield self._completed.pop(0)
+            if not self._outstanding:
+                return
+            await self._until(lambda: bool(self._completed) or not self._outstanding)
+
+    async def cancel(self, mask: int, value: int) -> int:
+        local = self._cancel_local(lambda r: (r.tag & mask) == value)
+        return local + await self._client.cancel(queue=self.id, mask=mask, value=value)
+
+    async def cancel_all(self) -> int:
+        local = self._cancel_local(lambda r: True)
+        return local + await self._client.cancel(queue=self.id, all=True)
+
+    async def query(self) -> QueueQuery:
+        return self._query(await self._client._call(lambda seq: QueryQueue(seq=seq, queue=self.id), QueueInfo,
+                                                    what="QUERY_QUEUE"))
+
+    async def retrieve_error_record(self) -> ErrorRecordInfo:
+        reply = await self._client._call(lambda seq: RetrieveErrorRecord(seq=seq, queue=self.id), ErrorRecord,
+                                         what="RETRIEVE_ERROR_RECORD")
+        return ErrorRecordInfo(reply.failure_count, error_from_record(reply.first_failure) if reply.first_failure
+                               else None)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self._close_local()
+        self._changed.set()
+        try:
+            await self._client._call(lambda seq: CloseQueue(seq=seq, queue=self.id), Ok, what="CLOSE_QUEUE")
+        except ConnectionLost:
+            pass
+
+
+def create_queue_message(*, capacity: int, priority: int, source_type: int, name: str, ordered: bool):
+    return lambda seq: CreateQueue(seq=seq, capacity=capacity, priority=int(priority), source_type=int(source_type),
+                                   name=name, ordered=ordered)
+
+
 def create_queue(client: Any, *, capacity: int = 1024, priority: int = Priority.NORMAL,
                  source_type: int = SourceType.FILE, name: str = "", ordered: bool = False) -> Queue:
-    reply: QueueCreated = client._call(lambda seq: CreateQueue(seq=seq, capacity=capacity, priority=int(priority),
-                                                               source_type=int(source_type), name=name,
-                                                               ordered=ordered), QueueCreated, what="CREATE_QUEUE")
+    reply: QueueCreated = client._call(create_queue_message(capacity=capacity, priority=priority,
+                                                            source_type=source_type, name=name, ordered=ordered),
+                                       QueueCreated, what="CREATE_QUEUE")
     return Queue(client, reply.queue, capacity=capacity, priority=priority, source_type=source_type, name=name)
 
 
-def compression_support(client: Any, fmt: int) -> CompressionInfo:
-    return client._call(lambda seq: QueryCompression(seq=seq, format=int(fmt)), CompressionInfo,
-                        what="QUERY_COMPRESSION")
+async def create_async_queue(client: Any, *, capacity: int = 1024, priority: int = Priority.NORMAL,
+                             source_type: int = SourceType.FILE, name: str = "", ordered: bool = False) -> AsyncQueue:
+    reply: QueueCreated = await client._call(create_queue_message(capacity=capacity, priority=priority,
+                                                                  source_type=source_type, name=name,
+                                                                  ordered=ordered), QueueCreated, what="CREATE_QUEUE")
+    return AsyncQueue(client, reply.queue, capacity=capacity, priority=priority, source_type=source_type, name=name)

@@ -13,12 +13,14 @@ from dsd.protocol import (
     Bye,
     Cancel,
     CloseFile,
+    CompressionInfo,
     FileOpened,
     MemoryRegistered,
     Ok,
     OpenFile,
     Ping,
     Pong,
+    QueryCompression,
     RegisterMemory,
     StatsReply,
     StatsRequest,
@@ -28,7 +30,7 @@ from dsd.protocol import (
 from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
-from ._queue import Queue, compression_support, create_queue
+from ._queue import Queue, create_queue
 from ._shm import Region
 
 
@@ -216,7 +218,8 @@ class Client:
 
     def compression_support(self, fmt: int) -> Any:
         """What the daemon can do for a compression format: DSTORAGE_COMPRESSION_SUPPORT flags + detail."""
-        return compression_support(self, fmt)
+        return self._call(lambda seq: QueryCompression(seq=seq, format=int(fmt)), CompressionInfo,
+                          what="QUERY_COMPRESSION")
 
     def statistics(self) -> dict[str, Any]:
         return self._call(lambda seq: StatsRequest(seq=seq), StatsReply, what="STATS").stats

@@ -256,3 +256,39 @@ def test_ordered_queue_delivers_completions_in_enqueue_order(client, make_file):
     assert order == expected
     assert bytes(fast[3].data()) == small_data[3:13]
     assert status.get_hresult(0) == HRESULT.E_DSTORAGE_END_OF_FILE
+
+
+def test_trio_client_queues(daemon, make_file):
+    """The same semantics through AsyncClient: awaitable enqueue, barriers, error records."""
+    import trio
+
+    from dsd.client import AsyncClient
+
+    path, data = make_file(1 << 16)
+
+    async def main():
+        async with AsyncClient(daemon.ipc) as c:
+            f, region = await c.open(path), await c.alloc(1 << 16)
+            q = await c.create_queue(capacity=128, priority=Priority.HIGH)
+            status, fence = StatusArray(1), Fence()
+            reqs = [await q.enqueue_read(f, i * 512, 512, region, i * 512) for i in range(127)]
+            with pytest.raises(WouldBlock):
+                q.enqueue_read_nowait(f, 0, 1, region)
+            bad = await q.enqueue_read(f, 1 << 16, 1, region)          # waits for a slot, then fails: EOF
+            await q.enqueue_status(status, 0)
+            await q.enqueue_signal(fence, 3)
+            seen = [r async for r in q.as_completed()]
+            assert len(seen) == 130 and fence.completed_value == 3
+            assert status.get_hresult(0) == HRESULT.E_DSTORAGE_END_OF_FILE
+            assert bytes(region.view[:127 * 512]) == data[:127 * 512] and all(r.result() == 512 for r in reqs)
+            assert isinstance(bad.exception(), EndOfFile)
+            record = await q.retrieve_error_record()
+            assert record.failure_count == 1
+            info = await q.query()
+            assert info.empty_slots == 127 and info.in_flight == 0
+            pending = await q.enqueue_read(f, 0, 8, region, tag=5)
+            assert await q.cancel(0xFF, 5) == 1 and pending.cancelled
+            assert (await c.compression_support(0)).flags == 0
+            await q.aclose()
+
+    trio.run(main)
