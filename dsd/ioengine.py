@@ -22,28 +22,24 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-import struct
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
+
+from dsd.protocol import COMPLETION_RECORD, REQUEST_RECORD, Compression, Op, Reason, SourceType, Status
 
 BACKENDS = ("auto", "uring", "posix")
 DIRECT_MODES = ("auto", "off")
 
-# Little-endian layouts of dsd_request_record (64 bytes) and dsd_completion_record (32 bytes).
-REQUEST = struct.Struct("<QQQIIQIIIBBBBIHbB")
-COMPLETION = struct.Struct("<QQIiBB6x")
-assert REQUEST.size == 64 and COMPLETION.size == 32
-
-STATUS_OK, STATUS_FAILED, STATUS_CANCELLED = 0, 1, 2
-OP_READ, OP_WRITE, OP_FSYNC = 0, 1, 2
-COMPRESSION_NONE, COMPRESSION_GDEFLATE, COMPRESSION_ZSTD = 0, 1, 2
-SOURCE_FILE, SOURCE_MEMORY = 0, 1
+# The records and their enums are dsd.protocol's (the C twin is native/dsd_wire.h).
+REQUEST = REQUEST_RECORD
+COMPLETION = COMPLETION_RECORD
+STATUS_OK, STATUS_FAILED, STATUS_CANCELLED = Status.OK, Status.FAILED, Status.CANCELLED
+OP_READ, OP_WRITE, OP_FSYNC = Op.READ, Op.WRITE, Op.FSYNC
+COMPRESSION_NONE, COMPRESSION_GDEFLATE, COMPRESSION_ZSTD = Compression.NONE, Compression.GDEFLATE, Compression.ZSTD
+SOURCE_FILE, SOURCE_MEMORY = SourceType.FILE, SourceType.MEMORY
+REASONS = tuple(reason.name for reason in Reason)
 STAGING_DEFAULT = 32 << 20  # DirectStorage's default staging buffer size
 STAGING_MAX = 1 << 40
-REASONS = (
-    "NONE", "IO", "EOF", "BAD_FILE", "BAD_REGION", "REGION_BOUNDS", "SIZE_MISMATCH",
-    "UNSUPPORTED", "RESERVED", "DECOMPRESS", "TOO_LARGE", "CANCELLED", "SHUTDOWN",
-)
 
 
 @dataclasses.dataclass(frozen=True)
