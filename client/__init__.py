@@ -19,6 +19,7 @@ from ._errors import (
     EndOfFile,
     FileNotFound,
     InvalidDestinationSize,
+    InvalidMemoryQueuePriority,
     InvalidQueueCapacity,
     InvalidQueuePriority,
     InvalidRequest,
@@ -38,7 +39,7 @@ from ._sync import Batch, Client
 __all__ = [
     "AsyncBatch", "AsyncClient", "AsyncQueue", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
     "DaemonUnavailable", "DecompressionError", "DsdError", "EndOfFile", "ErrorRecordInfo", "Fence", "File",
-    "FileNotFound", "InvalidDestinationSize", "InvalidQueueCapacity", "InvalidQueuePriority", "InvalidRequest",
+    "FileNotFound", "InvalidDestinationSize", "InvalidMemoryQueuePriority", "InvalidQueueCapacity", "InvalidQueuePriority", "InvalidRequest",
     "InvalidSourceType", "IsADirectory", "PermissionDenied", "ProtocolMismatch", "Queue", "QueueClosed",
     "QueueQuery", "ReadRequest", "Region", "RemoteError", "Request", "RequestTooLarge", "StatusArray", "WouldBlock",
 ]

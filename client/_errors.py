@@ -103,6 +103,10 @@ class InvalidQueuePriority(RemoteError):
     """E_DSTORAGE_INVALID_QUEUE_PRIORITY."""
 
 
+class InvalidMemoryQueuePriority(RemoteError):
+    """E_DSTORAGE_INVALID_MEMORY_QUEUE_PRIORITY: MEMORY-source queues must be REALTIME."""
+
+
 class QueueClosed(RemoteError):
     """E_DSTORAGE_QUEUE_CLOSED: the queue was closed (or never existed)."""
 
@@ -120,6 +124,7 @@ _BY_HRESULT = {HRESULT.E_DSTORAGE_END_OF_FILE: EndOfFile, HRESULT.E_DSTORAGE_DEC
                HRESULT.E_DSTORAGE_INVALID_SOURCE_TYPE: InvalidSourceType,
                HRESULT.E_DSTORAGE_INVALID_QUEUE_CAPACITY: InvalidQueueCapacity,
                HRESULT.E_DSTORAGE_INVALID_QUEUE_PRIORITY: InvalidQueuePriority,
+               HRESULT.E_DSTORAGE_INVALID_MEMORY_QUEUE_PRIORITY: InvalidMemoryQueuePriority,
                HRESULT.E_DSTORAGE_QUEUE_CLOSED: QueueClosed}
 
 

@@ -123,6 +123,9 @@ class Queue:
         if source_type not in tuple(SourceType):
             raise QueueError("INVALID_SOURCE_TYPE", f"source type {source_type} is not FILE (0) or MEMORY (1)",
                              HRESULT.E_DSTORAGE_INVALID_SOURCE_TYPE)
+        if source_type == SourceType.MEMORY and priority != Priority.REALTIME:
+            raise QueueError("INVALID_MEMORY_QUEUE_PRIORITY", "a MEMORY-source queue must have REALTIME priority, "
+                             "as in DirectStorage", HRESULT.E_DSTORAGE_INVALID_MEMORY_QUEUE_PRIORITY)
         return cls(qid, session, capacity=capacity, priority=priority, source_type=source_type, name=name[:256],
                    ordered=ordered)
 

@@ -194,6 +194,19 @@ def test_client_rejects_garbage_from_a_fake_daemon(tmp_path):
     router.close()
 
 
+def test_unknown_region_in_a_request(client, make_file):
+    path, _ = make_file(100)
+    f = client.open(path)
+    region = client.alloc(4096)
+    batch = client.batch()
+    real_id, region.id = region.id, 4242                     # a region the daemon never saw
+    req = batch.read(f, 0, 10, region)
+    region.id = real_id
+    batch.wait_all(timeout=30)
+    with pytest.raises(InvalidRequest, match="memory region 4242 is not registered"):
+        req.result()
+
+
 def test_failed_completion_carries_the_request_that_failed(client, make_file):
     """The error record names the request (all its fields) and the file, as DirectStorage's does."""
     path, _ = make_file(2048)

@@ -12,6 +12,7 @@ from dsd.client import (
     EndOfFile,
     Fence,
     InvalidDestinationSize,
+    InvalidMemoryQueuePriority,
     InvalidQueueCapacity,
     InvalidQueuePriority,
     InvalidRequest,
@@ -35,6 +36,8 @@ def test_capacity_and_priority_are_validated(client):
             client.create_queue(capacity=bad)
     with pytest.raises(InvalidQueuePriority):
         client.create_queue(priority=5)
+    with pytest.raises(InvalidMemoryQueuePriority, match="REALTIME"):
+        client.create_queue(source_type=SourceType.MEMORY, priority=Priority.NORMAL)
     q = client.create_queue(capacity=128, priority=Priority.HIGH, name="hi")
     info = q.query()
     assert (info.capacity, info.priority, info.name) == (128, Priority.HIGH, "hi")
