@@ -317,38 +317,57 @@ void copy_match(uint dest, uint len, uint dist) {
     }
 }
 
-// Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per lane).
-void copy_matches(uint mask, uint dest, uint len, uint dist) {
+#define NOTHING_FRESH 0xFFFFFFFFu
+
+// Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
+// lane). `fresh`: output bytes at or after it were written since the last sync_out (NOTHING_FRESH:
+// none). A copy that reads such bytes syncs first; the others run back to back, so matches with
+// distant sources (the common case) cost no barrier. Returns the new `fresh`.
+uint copy_matches(uint mask, uint dest, uint len, uint dist, uint fresh) {
     while (mask != 0u) {
         uint l = findLSB(mask);
         uint d = lane_read(dest, l);
         uint n = lane_read(len, l);
         uint r = lane_read(dist, l);
+        if (min(d - r + n, d) > fresh) {  // last byte it reads is min(src + len, dest) - 1
+            sync_out();
+            fresh = NOTHING_FRESH;
+        }
         copy_match(d, n, r);
-        sync_out();
+        fresh = min(fresh, d);
         mask &= mask - 1u;
     }
+    return fresh;
 }
 
 // The copies of one round, in lane order. With DSD_PARCOPY, short matches whose source ends
 // before the round's first destination (so no other copy of the round writes it) are copied by
 // their own lane, all at once; the rest go one by one through copy_matches.
-void copy_round(bool copy, uint dest, uint len, uint dist) {
+uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
     uint mask = lane_ballot(copy);
+#ifdef ABL_NOCOPY
+    return fresh;
+#endif
 #ifdef DSD_PARCOPY
     if (mask != 0u) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);
-        bool solo = copy && len <= 64u && (dest - dist + len <= first || LANE == lead);
+        uint src_end = min(dest - dist + len, dest);
+        bool solo = copy && len <= 64u && (src_end <= first || LANE == lead);
+        uint solos = lane_ballot(solo);
+        if (lane_ballot(solo && src_end > fresh) != 0u) {
+            sync_out();
+            fresh = NOTHING_FRESH;
+        }
         if (solo) {
             uint src = dest - dist;
             for (uint k = 0u; k < len; k++) outb[g_ob + dest + k] = outb[g_ob + src + k];
         }
-        sync_out();
-        mask &= ~lane_ballot(solo);
+        if (solos != 0u) fresh = min(fresh, first);
+        mask &= ~solos;
     }
 #endif
-    copy_matches(mask, dest, len, dist);
+    return copy_matches(mask, dest, len, dist, fresh);
 }
 
 // Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
@@ -460,6 +479,7 @@ void fixed_lengths() {
 
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
+    uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
     bool pend = false;
     uint pend_dest = 0u;
     uint pend_len = 0u;
@@ -496,7 +516,10 @@ uint huffman_block() {
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
         if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+#ifndef ABL_NOLIT
         if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
+#endif
+        if (produced != 0u) fresh = min(fresh, g_out);  // this round's literals
         if (E < 32u) {
             refill(LANE < E);
             refill(LANE >= E);  // sweep, part 1: the EOB lane first, then the lanes after it
@@ -507,9 +530,8 @@ uint huffman_block() {
         uint e = group_error();
         if (e != 0u) return e;
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
-        sync_out();
         bool copy = act && pend && dist != 0u;
-        copy_round(copy, pend_dest, pend_len, dist);
+        fresh = copy_round(copy, pend_dest, pend_len, dist, fresh);
         if (act && pend) pend = false;
         if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
         if (E < 32u) {
@@ -520,7 +542,8 @@ uint huffman_block() {
             refill(LANE < E);
             e = group_error();
             if (e != 0u) return e;
-            copy_round(fin, pend_dest, pend_len, d2);
+            copy_round(fin, pend_dest, pend_len, d2, fresh);
+            sync_out();  // the next block's first copies may read anything written here
             return 0u;
         }
     }
