@@ -1,7 +1,7 @@
 """``dsd bench gpu [--json]``: GDeflate decompression on the Vulkan GPU against the CPU.
 
-Data: a game-like mix (English-like text, structured binary records, incompressible blocks
-standing in for compressed textures, a few runs of zeros) built deterministically, cut into
+Data: a game-like mix (English-like text, vertex-like binary records, triangle indices,
+incompressible blocks standing in for already-compressed textures) built deterministically, cut into
 requests of --request-kib and compressed with the dsd GDeflate codec (or taken from --data
 .gdef streams, replicated up to --mib). Contenders, all on the same streams in one run:
 
@@ -50,15 +50,25 @@ def _text_block(rng: random.Random, n: int) -> bytes:
 
 
 def _record_block(rng: random.Random, n: int) -> bytes:
-    # Vertex-like records: slowly varying floats, ascending ids, small flags.
+    # Vertex-like records: positions on a 1/64 grid moving in small steps, normals and UVs
+    # from small sets, ascending ids: the kind of binary a mesh or a save file holds.
     count = n // 32 + 1
-    base = [rng.uniform(-100, 100) for _ in range(3)]
+    pos = [rng.randrange(-4096, 4096) / 64 for _ in range(3)]
     parts = []
     for i in range(count):
-        base = [b + rng.uniform(-0.5, 0.5) for b in base]
-        parts.append(struct.pack("<3f2H4Bf2I", *base, i & 0xFFFF, rng.randrange(4), 255, 128, rng.randrange(4), 0,
-                                 round(rng.random(), 2), i, 0))
+        pos = [p + rng.choice((-2, -1, 0, 0, 1, 2)) / 64 for p in pos]
+        parts.append(struct.pack("<3f4bHHI", *pos, rng.choice((0, 127, -127)), rng.choice((0, 127)), 0, 0,
+                                 (i * 7) & 0xFFFF, rng.randrange(8) * 256, i))
     return b"".join(parts)[:n]
+
+
+def _index_block(rng: random.Random, n: int) -> bytes:
+    # Triangle-strip indices (u16) with occasional restarts.
+    out, v = [], rng.randrange(1000)
+    while len(out) * 2 < n:
+        out += [v, v + 1, v + 2]
+        v += 1 if rng.random() < 0.95 else rng.randrange(2, 50)
+    return struct.pack(f"<{len(out)}H", *[x & 0xFFFF for x in out])[:n]
 
 
 def game_like_corpus(size: int, seed: int = 2026) -> bytes:
@@ -67,15 +77,15 @@ def game_like_corpus(size: int, seed: int = 2026) -> bytes:
     pool = []
     for i in range(96):
         n = rng.randrange(3 << 10, 60 << 10)
-        kind = i % 8
-        if kind in (0, 1, 2):
+        kind = i % 24  # 9 text, 8 records, 4 index, 3 incompressible (ratio ~2.5 at level 9)
+        if kind < 9:
             pool.append(_text_block(rng, n))
-        elif kind in (3, 4, 5):
+        elif kind < 17:
             pool.append(_record_block(rng, n))
-        elif kind == 6:
-            pool.append(rng.randbytes(n))
+        elif kind < 21:
+            pool.append(_index_block(rng, n))
         else:
-            pool.append(bytes(n // 8) + rng.randbytes(n - n // 8))
+            pool.append(rng.randbytes(n))
     out = bytearray()
     while len(out) < size:
         blk = pool[rng.randrange(len(pool))]
