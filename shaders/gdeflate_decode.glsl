@@ -58,7 +58,9 @@ struct Stream {
 };
 
 layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
-// Matches read bytes that other lanes of the group just wrote, after a barrier: coherent.
+// Matches read bytes that other lanes of the group just wrote, after a barrier, so the output
+// must be coherent among the lanes: with the Vulkan memory model (wave32 build) at subgroup
+// scope only, which lets the driver keep those reads in the SM's L1; otherwise plain coherent.
 #ifndef OUT_QUALIFIER
 #define OUT_QUALIFIER coherent
 #endif
@@ -340,7 +342,7 @@ uint copy_matches(uint mask, uint dest, uint len, uint dist, uint fresh) {
     return fresh;
 }
 
-// The copies of one round, in lane order. With DSD_PARCOPY, short matches whose source ends
+// The copies of one round, in lane order. Short matches (unless DSD_NO_PARCOPY) whose source ends
 // before the round's first destination (so no other copy of the round writes it) are copied by
 // their own lane, all at once; the rest go one by one through copy_matches.
 uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
@@ -348,7 +350,7 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
 #ifdef ABL_NOCOPY
     return fresh;
 #endif
-#ifdef DSD_PARCOPY
+#ifndef DSD_NO_PARCOPY
     if (mask != 0u) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);

@@ -130,7 +130,10 @@ class GpuDecoder:
         )
         self._require32 = self.shader == "wave32" and d.subgroup_size != 32
         self.tiles_per_group = WAVE32_TILES_PER_GROUP if self.shader == "wave32" else 1
-        self.spv_name = "gdeflate_wave32" if self.shader == "wave32" else "gdeflate_lanes_shared"
+        if self.shader == "wave32":
+            self.spv_name = "gdeflate_wave32" if d.memory_model else "gdeflate_wave32_coherent"
+        else:
+            self.spv_name = "gdeflate_lanes_shared"
         # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
         override = os.environ.get("DSD_GPU_SPV")
         if override and self.shader == "wave32":
