@@ -320,6 +320,10 @@ void copy_match(uint dest, uint len, uint dist) {
 }
 
 #define NOTHING_FRESH 0xFFFFFFFFu
+// Longest match one lane copies alone; longer ones are copied by all 32 lanes.
+#ifndef SOLO_MAX_LEN
+#define SOLO_MAX_LEN 64u
+#endif
 
 // Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
 // lane). `fresh`: output bytes at or after it were written since the last sync_out (NOTHING_FRESH:
@@ -355,7 +359,7 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);
         uint src_end = min(dest - dist + len, dest);
-        bool solo = copy && len <= 64u && (src_end <= first || LANE == lead);
+        bool solo = copy && len <= SOLO_MAX_LEN && (src_end <= first || LANE == lead);
         uint solos = lane_ballot(solo);
         if (lane_ballot(solo && src_end > fresh) != 0u) {
             sync_out();
