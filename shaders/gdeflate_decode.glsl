@@ -117,6 +117,7 @@ shared uint s_val[SLOTS][32];
 uint lane_ballot(bool b) { return subgroupBallot(b).x; }
 uint lane_prefix(uint v) { return subgroupExclusiveAdd(v); }
 uint lane_sum(uint v) { return subgroupAdd(v); }
+uint lane_max_incl(uint v) { return subgroupInclusiveMax(v); }
 uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
 void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
 void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
@@ -146,6 +147,14 @@ uint lane_sum(uint v) {
     barrier();
     uint acc = 0u;
     for (uint i = 0u; i < 32u; i++) acc += s_xch[i];
+    return acc;
+}
+uint lane_max_incl(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i <= LANE; i++) acc = max(acc, s_xch[i]);
     return acc;
 }
 uint lane_read(uint v, uint src) {
@@ -359,7 +368,25 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);
         uint src_end = min(dest - dist + len, dest);
+#ifdef DSD_SOLO_FIRST
         bool solo = copy && len <= SOLO_MAX_LEN && (src_end <= first || LANE == lead);
+#else
+        // Alone if the source misses every earlier copy of this round. Copy ranges are disjoint
+        // and ordered by lane, so only the nearest earlier one starting before src_end can hit:
+        // find it by a binary search over the lanes.
+        uint lastc = lane_max_incl(copy ? LANE + 1u : 0u);  // 1 + last copy lane <= me, 0: none
+        uint key = lastc == 0u ? 0u : lane_read(dest, lastc - 1u);
+        uint kend = lastc == 0u ? 0u : lane_read(dest + len, lastc - 1u);
+        uint at = 0u;
+        for (uint step = 16u; step != 0u; step >>= 1) {
+            uint k = lane_read(key, at + step);
+            if (k < src_end) at += step;
+        }
+        uint hit_key = lane_read(key, at);
+        uint hit_end = lane_read(kend, at);
+        bool clash = hit_key < src_end && hit_end > dest - dist;
+        bool solo = copy && len <= SOLO_MAX_LEN && !clash;
+#endif
         uint solos = lane_ballot(solo);
         if (lane_ballot(solo && src_end > fresh) != 0u) {
             sync_out();
