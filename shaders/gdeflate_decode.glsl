@@ -368,10 +368,12 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);
         uint src_end = min(dest - dist + len, dest);
-#ifdef DSD_SOLO_FIRST
+#ifndef DSD_SOLO_NEAREST
+        // Alone if the source ends before the round's first copy (or it is that first copy).
         bool solo = copy && len <= SOLO_MAX_LEN && (src_end <= first || LANE == lead);
 #else
-        // Alone if the source misses every earlier copy of this round. Copy ranges are disjoint
+        // Experimental (H200: 35 instead of 62 GB/s, docs/benchmarks.md):
+        // alone if the source misses every earlier copy of this round. Copy ranges are disjoint
         // and ordered by lane, so only the nearest earlier one starting before src_end can hit:
         // find it by a binary search over the lanes.
         uint lastc = lane_max_incl(copy ? LANE + 1u : 0u);  // 1 + last copy lane <= me, 0: none
