@@ -261,6 +261,7 @@ class GpuDecoder:
         self._nv_cmd = None
         self._recorded = None
         self._submit_info = None
+        self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
 
     # -- buffer pool --------------------------------------------------------------------------
@@ -343,6 +344,41 @@ class GpuDecoder:
         self._run(items, sink=lambda i, mv, err: res.append(err), readback=False)
         return res
 
+    def reserve_staging(self, compressed_sizes: Sequence[int]) -> list[memoryview]:
+        """Writable views into the staging buffer, one per request (4-byte aligned), so the io
+        engine can read compressed data straight into GPU-visible memory: the bytes then move
+        once on the CPU. Fill them, then call decode_staged(); one staged batch at a time."""
+        offsets, pos = [], 0
+        for n in compressed_sizes:
+            offsets.append(pos)
+            pos = _align(pos + int(n), 4)
+        with self._lock:
+            buf = self._pool("in_stage", max(pos, 4))
+            self._staged = (offsets, [int(n) for n in compressed_sizes])
+            return [buf.mapping[o: o + n] for o, n in zip(offsets, self._staged[1])]
+
+    def decode_staged(self, sizes: Sequence[int | None], *, outputs: Sequence | None = None) -> list[GpuDecodeError | None]:
+        """Decodes the requests filled through reserve_staging(); `sizes` are their decoded sizes
+        (or None). Output goes to the pool's device buffer, or into `outputs` (host buffers)."""
+        if self._staged is None or len(self._staged[0]) != len(sizes):
+            raise GpuError("decode_staged needs a reserve_staging() of the same number of requests first")
+        offsets, lengths = self._staged
+        self._staged = None
+        stage = self._buffers["in_stage"].mapping
+        items = [(stage[o: o + n], s) for o, n, s in zip(offsets, lengths, sizes)]
+        res: list[GpuDecodeError | None] = []
+        if outputs is None:
+            self._run(items, sink=lambda i, mv, err: res.append(err), readback=False, staged=offsets)
+            return res
+
+        def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
+            if err is None and mv is not None:
+                memoryview(outputs[i]).cast("B")[: len(mv)] = mv
+            res.append(err)
+
+        self._run(items, sink=sink, staged=offsets)
+        return res
+
     def decode_batch_resident(self, items: Sequence[Item]) -> None:
         """Decodes the batch that the previous call uploaded again, without copying the input
         and without reading back: the decode-only figure of `dsd bench gpu`."""
@@ -352,7 +388,8 @@ class GpuDecoder:
         return self._read_device(self._buffers["out_dev"], offset, size)
 
     def _run(self, items: Sequence[Item], *, sink, device_out: bool = False, exportable: bool = False,
-             resident: bool = False, method: str = "shader", readback: bool = True) -> dict:
+             resident: bool = False, method: str = "shader", readback: bool = True,
+             staged: Sequence[int] | None = None) -> dict:
         if self.closed:
             raise GpuError("decoder is closed")
         t0 = time.perf_counter()
@@ -369,13 +406,14 @@ class GpuDecoder:
         # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
         in_offs, out_offs, records = [], [], []
         in_pos = out_pos = tiles = 0
-        for mv, plan in zip(views, plans):
-            in_offs.append(in_pos)
+        for i, (mv, plan) in enumerate(zip(views, plans)):
+            at = staged[i] if staged is not None else in_pos  # staged: the data is already there
+            in_offs.append(at)
             out_offs.append(out_pos)
             if isinstance(plan, StreamPlan) and plan.num_tiles:
-                records.append((len(in_offs) - 1, in_pos, len(mv), out_pos, plan, tiles))
+                records.append((len(in_offs) - 1, at, len(mv), out_pos, plan, tiles))
                 tiles += plan.num_tiles
-                in_pos = _align(in_pos + len(mv), 4)
+                in_pos = max(in_pos, _align(at + len(mv), 4))
                 out_pos = _align(out_pos + plan.out_len, 256)
         if out_pos >= 1 << 32 or in_pos >= 1 << 32:
             raise GpuError("batch larger than 4 GiB: split it")
@@ -383,7 +421,7 @@ class GpuDecoder:
             records = self._check_tiles_on_host(views, records, plans)
         with self._lock:
             stats = self._submit(views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method,
-                                 readback)
+                                 readback, staged is not None)
             statuses = stats.pop("statuses")
             out_buf = stats["out_host"]
             errors = 0
@@ -429,7 +467,7 @@ class GpuDecoder:
         return kept
 
     def _submit(self, views, records, in_size, out_size, tiles, device_out, exportable, resident,
-                method="shader", readback=True) -> dict:
+                method="shader", readback=True, staged=False) -> dict:
         vk, dev = self.vk, self.device.device
         n = len(records)
         result: dict = {"statuses": {}, "dispatch": None, "submit": 0.0, "out_host": None}
@@ -455,7 +493,7 @@ class GpuDecoder:
         sbuf = self._pool("streams", n * STREAM_RECORD.size)
         ctl = self._pool("control", 16 + 4 * n)
 
-        if not resident:
+        if not resident and not staged:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]

@@ -391,7 +391,10 @@ class VulkanDevice:
             return
         vk = self.vk
         if buf.mapping is not None:
-            buf.mapping.release()
+            try:
+                buf.mapping.release()
+            except BufferError:
+                pass  # a caller still holds a view (reserve_staging); unmapping ends it anyway
             vk.vkUnmapMemory(self.device, buf.memory)
         vk.vkDestroyBuffer(self.device, buf.handle, None)
         vk.vkFreeMemory(self.device, buf.memory, None)
