@@ -389,6 +389,11 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
         bool clash = hit_key < src_end && hit_end > dest - dist;
         bool solo = copy && len <= SOLO_MAX_LEN && !clash;
 #endif
+#ifdef DSD_SOLO_NO_OVERLAP
+        // A match that overlaps itself (dist < len) is a load -> store chain byte by byte for
+        // one lane; copied by all lanes it is one pass of the (k mod dist) pattern.
+        solo = solo && dist >= len;
+#endif
         uint solos = lane_ballot(solo);
         if (lane_ballot(solo && src_end > fresh) != 0u) {
             sync_out();
