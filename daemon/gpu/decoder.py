@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from . import spirv
 from .container import TILE_BYTES, StreamPlan, plan_stream
@@ -30,7 +30,8 @@ FENCE_TIMEOUT_NS = 120 * 10**9
 SPIN_SECONDS = 0.0005
 SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
 
-Item = tuple  # (compressed bytes-like, uncompressed size or None)
+# One request: (compressed tile stream, any buffer; its decoded size, or None to take the header's).
+Item = tuple
 
 
 @dataclass(frozen=True)
@@ -705,6 +706,3 @@ class GpuDecoder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def iter_items(datas: Iterable[bytes]) -> list[Item]:
-    return [(d, None) for d in datas]
