@@ -230,3 +230,17 @@ def test_staged_decode_reads_files_straight_into_staging(decoder, tmp_path):
     assert hashlib.sha256(out).hexdigest() == manifest(CONF)["code-200000.9.gdef"]
     with pytest.raises(gpu.GpuError):
         decoder.decode_staged([1])
+
+
+@needs_conf
+def test_large_batch_into_caller_buffers_uses_the_parallel_copy(decoder):
+    from dsd.daemon.gpu import decoder as decoder_module
+
+    data = (CONF / "zeros-1048576.9.gdef").read_bytes()
+    region = bytearray(b"\xAA" * (10 << 20))
+    view = memoryview(region)
+    outs = [view[i << 20: (i + 1) << 20] for i in range(10)]
+    assert 10 << 20 >= decoder_module.PARALLEL_COPY_MIN
+    assert decoder.decode_batch_into([(data, 1 << 20)] * 10, outs) == [None] * 10
+    del outs, view
+    assert region == bytes(10 << 20)
