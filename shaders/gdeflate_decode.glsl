@@ -400,8 +400,21 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             fresh = NOTHING_FRESH;
         }
         if (solo) {
-            uint src = dest - dist;
-            for (uint k = 0u; k < len; k++) outb[g_ob + dest + k] = outb[g_ob + src + k];
+            uint src = g_ob + dest - dist;
+            uint dst = g_ob + dest;
+            uint k = 0u;
+#ifdef SOLO_GROUP
+            // Groups of SOLO_GROUP loads, then their stores: with dist >= SOLO_GROUP every byte a
+            // group reads is already written, and the loads of a group overlap in flight.
+            if (dist >= SOLO_GROUP) {
+                for (; k + SOLO_GROUP <= len; k += SOLO_GROUP) {
+                    uint v[SOLO_GROUP];
+                    for (uint j = 0u; j < SOLO_GROUP; j++) v[j] = uint(outb[src + k + j]);
+                    for (uint j = 0u; j < SOLO_GROUP; j++) outb[dst + k + j] = uint8_t(v[j]);
+                }
+            }
+#endif
+            for (; k < len; k++) outb[dst + k] = outb[src + k];
         }
         if (solos != 0u) fresh = min(fresh, first);
         mask &= ~solos;
