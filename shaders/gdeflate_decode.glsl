@@ -58,7 +58,9 @@ struct Stream {
 };
 
 layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
-// Matches read bytes that other lanes of the group just wrote, after a barrier: coherent.
+// Matches read bytes that other lanes of the group just wrote, after a barrier, so the output
+// must be coherent among the lanes: with the Vulkan memory model (wave32 build) at subgroup
+// scope only, which lets the driver keep those reads in the SM's L1; otherwise plain coherent.
 #ifndef OUT_QUALIFIER
 #define OUT_QUALIFIER coherent
 #endif
@@ -115,6 +117,7 @@ shared uint s_val[SLOTS][32];
 uint lane_ballot(bool b) { return subgroupBallot(b).x; }
 uint lane_prefix(uint v) { return subgroupExclusiveAdd(v); }
 uint lane_sum(uint v) { return subgroupAdd(v); }
+uint lane_max_incl(uint v) { return subgroupInclusiveMax(v); }
 uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
 void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
 void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
@@ -144,6 +147,14 @@ uint lane_sum(uint v) {
     barrier();
     uint acc = 0u;
     for (uint i = 0u; i < 32u; i++) acc += s_xch[i];
+    return acc;
+}
+uint lane_max_incl(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i <= LANE; i++) acc = max(acc, s_xch[i]);
     return acc;
 }
 uint lane_read(uint v, uint src) {
@@ -317,38 +328,99 @@ void copy_match(uint dest, uint len, uint dist) {
     }
 }
 
-// Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per lane).
-void copy_matches(uint mask, uint dest, uint len, uint dist) {
+#define NOTHING_FRESH 0xFFFFFFFFu
+// Longest match one lane copies alone; longer ones are copied by all 32 lanes.
+#ifndef SOLO_MAX_LEN
+#define SOLO_MAX_LEN 64u
+#endif
+
+// Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
+// lane). `fresh`: output bytes at or after it were written since the last sync_out (NOTHING_FRESH:
+// none). A copy that reads such bytes syncs first; the others run back to back, so matches with
+// distant sources (the common case) cost no barrier. Returns the new `fresh`.
+uint copy_matches(uint mask, uint dest, uint len, uint dist, uint fresh) {
     while (mask != 0u) {
         uint l = findLSB(mask);
         uint d = lane_read(dest, l);
         uint n = lane_read(len, l);
         uint r = lane_read(dist, l);
+        if (min(d - r + n, d) > fresh) {  // last byte it reads is min(src + len, dest) - 1
+            sync_out();
+            fresh = NOTHING_FRESH;
+        }
         copy_match(d, n, r);
-        sync_out();
+        fresh = min(fresh, d);
         mask &= mask - 1u;
     }
+    return fresh;
 }
 
-// The copies of one round, in lane order. With DSD_PARCOPY, short matches whose source ends
+// The copies of one round, in lane order. Short matches (unless DSD_NO_PARCOPY) whose source ends
 // before the round's first destination (so no other copy of the round writes it) are copied by
 // their own lane, all at once; the rest go one by one through copy_matches.
-void copy_round(bool copy, uint dest, uint len, uint dist) {
+uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
     uint mask = lane_ballot(copy);
-#ifdef DSD_PARCOPY
+#ifdef ABL_NOCOPY
+    return fresh;
+#endif
+#ifndef DSD_NO_PARCOPY
     if (mask != 0u) {
         uint lead = findLSB(mask);
         uint first = lane_read(dest, lead);
-        bool solo = copy && len <= 64u && (dest - dist + len <= first || LANE == lead);
-        if (solo) {
-            uint src = dest - dist;
-            for (uint k = 0u; k < len; k++) outb[g_ob + dest + k] = outb[g_ob + src + k];
+        uint src_end = min(dest - dist + len, dest);
+#ifndef DSD_SOLO_NEAREST
+        // Alone if the source ends before the round's first copy (or it is that first copy).
+        bool solo = copy && len <= SOLO_MAX_LEN && (src_end <= first || LANE == lead);
+#else
+        // Experimental (H200: 35 instead of 62 GB/s, docs/benchmarks.md):
+        // alone if the source misses every earlier copy of this round. Copy ranges are disjoint
+        // and ordered by lane, so only the nearest earlier one starting before src_end can hit:
+        // find it by a binary search over the lanes.
+        uint lastc = lane_max_incl(copy ? LANE + 1u : 0u);  // 1 + last copy lane <= me, 0: none
+        uint key = lastc == 0u ? 0u : lane_read(dest, lastc - 1u);
+        uint kend = lastc == 0u ? 0u : lane_read(dest + len, lastc - 1u);
+        uint at = 0u;
+        for (uint step = 16u; step != 0u; step >>= 1) {
+            uint k = lane_read(key, at + step);
+            if (k < src_end) at += step;
         }
-        sync_out();
-        mask &= ~lane_ballot(solo);
+        uint hit_key = lane_read(key, at);
+        uint hit_end = lane_read(kend, at);
+        bool clash = hit_key < src_end && hit_end > dest - dist;
+        bool solo = copy && len <= SOLO_MAX_LEN && !clash;
+#endif
+#ifdef DSD_SOLO_NO_OVERLAP
+        // A match that overlaps itself (dist < len) is a load -> store chain byte by byte for
+        // one lane; copied by all lanes it is one pass of the (k mod dist) pattern.
+        solo = solo && dist >= len;
+#endif
+        uint solos = lane_ballot(solo);
+        if (lane_ballot(solo && src_end > fresh) != 0u) {
+            sync_out();
+            fresh = NOTHING_FRESH;
+        }
+        if (solo) {
+            uint src = g_ob + dest - dist;
+            uint dst = g_ob + dest;
+            uint k = 0u;
+#ifdef SOLO_GROUP
+            // Groups of SOLO_GROUP loads, then their stores: with dist >= SOLO_GROUP every byte a
+            // group reads is already written, and the loads of a group overlap in flight.
+            if (dist >= SOLO_GROUP) {
+                for (; k + SOLO_GROUP <= len; k += SOLO_GROUP) {
+                    uint v[SOLO_GROUP];
+                    for (uint j = 0u; j < SOLO_GROUP; j++) v[j] = uint(outb[src + k + j]);
+                    for (uint j = 0u; j < SOLO_GROUP; j++) outb[dst + k + j] = uint8_t(v[j]);
+                }
+            }
+#endif
+            for (; k < len; k++) outb[dst + k] = outb[src + k];
+        }
+        if (solos != 0u) fresh = min(fresh, first);
+        mask &= ~solos;
     }
 #endif
-    copy_matches(mask, dest, len, dist);
+    return copy_matches(mask, dest, len, dist, fresh);
 }
 
 // Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
@@ -460,6 +532,7 @@ void fixed_lengths() {
 
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
+    uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
     bool pend = false;
     uint pend_dest = 0u;
     uint pend_len = 0u;
@@ -496,7 +569,10 @@ uint huffman_block() {
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
         if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+#ifndef ABL_NOLIT
         if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
+#endif
+        if (produced != 0u) fresh = min(fresh, g_out);  // this round's literals
         if (E < 32u) {
             refill(LANE < E);
             refill(LANE >= E);  // sweep, part 1: the EOB lane first, then the lanes after it
@@ -507,9 +583,8 @@ uint huffman_block() {
         uint e = group_error();
         if (e != 0u) return e;
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
-        sync_out();
         bool copy = act && pend && dist != 0u;
-        copy_round(copy, pend_dest, pend_len, dist);
+        fresh = copy_round(copy, pend_dest, pend_len, dist, fresh);
         if (act && pend) pend = false;
         if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
         if (E < 32u) {
@@ -520,7 +595,8 @@ uint huffman_block() {
             refill(LANE < E);
             e = group_error();
             if (e != 0u) return e;
-            copy_round(fin, pend_dest, pend_len, d2);
+            copy_round(fin, pend_dest, pend_len, d2, fresh);
+            sync_out();  // the next block's first copies may read anything written here
             return 0u;
         }
     }

@@ -19,8 +19,10 @@ def use_lavapipe() -> None:
 
 def conformance_dir() -> Path | None:
     """The shared GDeflate conformance set (../shared beside the checkout), else the subset in
-    tests/data/gpu; None when neither exists."""
-    for cand in (REPO.parent / "shared" / "conformance" / "gdeflate", REPO / "tests" / "data" / "gpu"):
+    tests/data/gpu; None when neither exists. DSD_TEST_CONFORMANCE_DIR picks one explicitly."""
+    override = os.environ.get("DSD_TEST_CONFORMANCE_DIR")
+    cands = [Path(override)] if override else [REPO.parent / "shared" / "conformance" / "gdeflate", REPO / "tests" / "data" / "gpu"]
+    for cand in cands:
         if (cand / "MANIFEST.tsv").exists():
             return cand
     return None

@@ -207,3 +207,40 @@ def test_device_buffer_exports_an_fd(decoder):
         finally:
             os.close(fd)
         assert hashlib.sha256(batch.read(0)).hexdigest() == manifest(CONF)["text-65537.9.gdef"]
+
+
+@needs_conf
+def test_staged_decode_reads_files_straight_into_staging(decoder, tmp_path):
+    names = ["text-65537.9.gdef", "code-200000.9.gdef", "bad-magic.gdef"]
+    paths = [CONF / n for n in names]
+    views = decoder.reserve_staging([p.stat().st_size for p in paths])
+    for p, v in zip(paths, views):
+        with open(p, "rb") as f:
+            assert f.readinto(v) == len(v)  # the one CPU copy: page cache -> staging
+    del v
+    errs = decoder.decode_staged([65537, 200000, None])
+    assert errs[0] is None and errs[1] is None and isinstance(errs[2], gpu.GpuDecodeError)
+    assert hashlib.sha256(decoder.read_pool_output(0, 65537)).hexdigest() == manifest(CONF)["text-65537.9.gdef"]
+    # Host destinations work the same way.
+    views = decoder.reserve_staging([paths[1].stat().st_size])
+    with open(paths[1], "rb") as f:
+        f.readinto(views[0])
+    out = bytearray(200000)
+    assert decoder.decode_staged([200000], outputs=[out]) == [None]
+    assert hashlib.sha256(out).hexdigest() == manifest(CONF)["code-200000.9.gdef"]
+    with pytest.raises(gpu.GpuError):
+        decoder.decode_staged([1])
+
+
+@needs_conf
+def test_large_batch_into_caller_buffers_uses_the_parallel_copy(decoder):
+    from dsd.daemon.gpu import decoder as decoder_module
+
+    data = (CONF / "zeros-1048576.9.gdef").read_bytes()
+    region = bytearray(b"\xAA" * (10 << 20))
+    view = memoryview(region)
+    outs = [view[i << 20: (i + 1) << 20] for i in range(10)]
+    assert 10 << 20 >= decoder_module.PARALLEL_COPY_MIN
+    assert decoder.decode_batch_into([(data, 1 << 20)] * 10, outs) == [None] * 10
+    del outs, view
+    assert region == bytes(10 << 20)

@@ -15,7 +15,7 @@ from gpu_support import conformance_dir
 
 
 def test_built_shaders_are_valid_spirv():
-    for name in ("gdeflate_wave32", "gdeflate_lanes_shared"):
+    for name in ("gdeflate_wave32", "gdeflate_wave32_coherent", "gdeflate_lanes_shared"):
         code = spirv.load_spirv(name)
         assert len(code) % 4 == 0 and struct.unpack_from("<I", code)[0] == spirv.SPIRV_MAGIC
 

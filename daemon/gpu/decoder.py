@@ -10,12 +10,14 @@ unaffected.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from . import spirv
 from .container import TILE_BYTES, StreamPlan, plan_stream
@@ -27,8 +29,11 @@ DEFAULT_STEP_BUDGET = 1 << 19
 WAVE32_TILES_PER_GROUP = 4
 STREAM_RECORD = struct.Struct("<8I")
 FENCE_TIMEOUT_NS = 120 * 10**9
+SPIN_SECONDS = 0.0005
+SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
 
-Item = tuple  # (compressed bytes-like, uncompressed size or None)
+# One request: (compressed tile stream, any buffer; its decoded size, or None to take the header's).
+Item = tuple
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,56 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
+PARALLEL_COPY_MIN = 8 << 20
+COPY_CHUNK = 4 << 20
+_copy_pool: ThreadPoolExecutor | None = None
+
+
+def _parallel_copy(pairs: list[tuple[memoryview, memoryview]]) -> None:
+    """Copies each (dst, src) pair. Large batches use a few threads with ctypes.memmove, which
+    releases the GIL: one Python thread copies only ~3-5 GB/s, less than a readback delivers."""
+    global _copy_pool
+    total = sum(len(src) for _dst, src in pairs)
+    if total < PARALLEL_COPY_MIN:
+        for dst, src in pairs:
+            dst[: len(src)] = src
+        return
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="dsd-gpu-copy")
+    keep, jobs = [], []
+    for dst, src in pairs:
+        if not len(src):
+            continue
+        d = ctypes.c_char.from_buffer(dst)
+        s = ctypes.c_char.from_buffer(src)
+        keep += (d, s)
+        da, sa = ctypes.addressof(d), ctypes.addressof(s)
+        for off in range(0, len(src), COPY_CHUNK):
+            jobs.append((da + off, sa + off, min(COPY_CHUNK, len(src) - off)))
+    list(_copy_pool.map(lambda j: ctypes.memmove(*j), jobs))
+    del keep
+
+
+def _copy_sink(outputs, res: list, count: int):
+    """A batch sink that copies each decoded stream into outputs[i] (all copies run when the
+    last stream is reported, while the staging buffer is still this batch's)."""
+    pairs: list[tuple[memoryview, memoryview]] = []
+
+    def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
+        if err is None and mv is not None:
+            dst = memoryview(outputs[i]).cast("B")
+            if len(dst) < len(mv):
+                err = GpuDecodeError(0, detail=f"output buffer of {len(dst)} bytes for {len(mv)} decoded bytes")
+            else:
+                pairs.append((dst[: len(mv)], mv))
+        res.append(err)
+        if len(res) == count:
+            _parallel_copy(pairs)
+            pairs.clear()
+
+    return sink
+
+
 class GpuDecoder:
     """Batched GDeflate decode on one Vulkan device."""
 
@@ -130,7 +185,10 @@ class GpuDecoder:
         )
         self._require32 = self.shader == "wave32" and d.subgroup_size != 32
         self.tiles_per_group = WAVE32_TILES_PER_GROUP if self.shader == "wave32" else 1
-        self.spv_name = "gdeflate_wave32" if self.shader == "wave32" else "gdeflate_lanes_shared"
+        if self.shader == "wave32":
+            self.spv_name = "gdeflate_wave32" if d.memory_model else "gdeflate_wave32_coherent"
+        else:
+            self.spv_name = "gdeflate_lanes_shared"
         # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
         override = os.environ.get("DSD_GPU_SPV")
         if override and self.shader == "wave32":
@@ -256,6 +314,7 @@ class GpuDecoder:
         self._nv_cmd = None
         self._recorded = None
         self._submit_info = None
+        self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
 
     # -- buffer pool --------------------------------------------------------------------------
@@ -294,17 +353,7 @@ class GpuDecoder:
         if len(outputs) != len(items):
             raise ValueError("decode_batch_into needs one output buffer per item")
         res: list[GpuDecodeError | None] = []
-
-        def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
-            if err is None and mv is not None:
-                dst = memoryview(outputs[i]).cast("B")
-                if len(dst) < len(mv):
-                    err = GpuDecodeError(0, detail=f"output buffer of {len(dst)} bytes for {len(mv)} decoded bytes")
-                else:
-                    dst[: len(mv)] = mv
-            res.append(err)
-
-        self._run(items, sink=sink)
+        self._run(items, sink=_copy_sink(outputs, res, len(items)))
         return res
 
     def decode_batch_device(self, items: Sequence[Item], *, exportable: bool = False) -> DeviceBatch:
@@ -338,6 +387,38 @@ class GpuDecoder:
         self._run(items, sink=lambda i, mv, err: res.append(err), readback=False)
         return res
 
+    def reserve_staging(self, compressed_sizes: Sequence[int]) -> list[memoryview]:
+        """Writable views into the staging buffer, one per request (4-byte aligned), so the io
+        engine can read compressed data straight into GPU-visible memory: the bytes then move
+        once on the CPU. Fill them, then call decode_staged(); one staged batch at a time."""
+        offsets, pos = [], 0
+        for n in compressed_sizes:
+            offsets.append(pos)
+            pos = _align(pos + int(n), 4)
+        with self._lock:
+            buf = self._pool("in_stage", max(pos, 4))
+            self._staged = (offsets, [int(n) for n in compressed_sizes])
+            return [buf.mapping[o: o + n] for o, n in zip(offsets, self._staged[1])]
+
+    def decode_staged(self, sizes: Sequence[int | None], *, outputs: Sequence | None = None) -> list[GpuDecodeError | None]:
+        """Decodes the requests filled through reserve_staging(); `sizes` are their decoded sizes
+        (or None). Output goes to the pool's device buffer, or into `outputs` (host buffers)."""
+        if self._staged is None or len(self._staged[0]) != len(sizes):
+            raise GpuError("decode_staged needs a reserve_staging() of the same number of requests first")
+        offsets, lengths = self._staged
+        self._staged = None
+        stage = self._buffers["in_stage"].mapping
+        items = [(stage[o: o + n], s) for o, n, s in zip(offsets, lengths, sizes)]
+        res: list[GpuDecodeError | None] = []
+        if outputs is None:
+            self._run(items, sink=lambda i, mv, err: res.append(err), readback=False, staged=offsets)
+            return res
+
+        if len(outputs) != len(items):
+            raise ValueError("decode_staged needs one output buffer per request")
+        self._run(items, sink=_copy_sink(outputs, res, len(items)), staged=offsets)
+        return res
+
     def decode_batch_resident(self, items: Sequence[Item]) -> None:
         """Decodes the batch that the previous call uploaded again, without copying the input
         and without reading back: the decode-only figure of `dsd bench gpu`."""
@@ -347,7 +428,8 @@ class GpuDecoder:
         return self._read_device(self._buffers["out_dev"], offset, size)
 
     def _run(self, items: Sequence[Item], *, sink, device_out: bool = False, exportable: bool = False,
-             resident: bool = False, method: str = "shader", readback: bool = True) -> dict:
+             resident: bool = False, method: str = "shader", readback: bool = True,
+             staged: Sequence[int] | None = None) -> dict:
         if self.closed:
             raise GpuError("decoder is closed")
         t0 = time.perf_counter()
@@ -364,13 +446,14 @@ class GpuDecoder:
         # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
         in_offs, out_offs, records = [], [], []
         in_pos = out_pos = tiles = 0
-        for mv, plan in zip(views, plans):
-            in_offs.append(in_pos)
+        for i, (mv, plan) in enumerate(zip(views, plans)):
+            at = staged[i] if staged is not None else in_pos  # staged: the data is already there
+            in_offs.append(at)
             out_offs.append(out_pos)
             if isinstance(plan, StreamPlan) and plan.num_tiles:
-                records.append((len(in_offs) - 1, in_pos, len(mv), out_pos, plan, tiles))
+                records.append((len(in_offs) - 1, at, len(mv), out_pos, plan, tiles))
                 tiles += plan.num_tiles
-                in_pos = _align(in_pos + len(mv), 4)
+                in_pos = max(in_pos, _align(at + len(mv), 4))
                 out_pos = _align(out_pos + plan.out_len, 256)
         if out_pos >= 1 << 32 or in_pos >= 1 << 32:
             raise GpuError("batch larger than 4 GiB: split it")
@@ -378,7 +461,7 @@ class GpuDecoder:
             records = self._check_tiles_on_host(views, records, plans)
         with self._lock:
             stats = self._submit(views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method,
-                                 readback)
+                                 readback, staged is not None)
             statuses = stats.pop("statuses")
             out_buf = stats["out_host"]
             errors = 0
@@ -424,7 +507,7 @@ class GpuDecoder:
         return kept
 
     def _submit(self, views, records, in_size, out_size, tiles, device_out, exportable, resident,
-                method="shader", readback=True) -> dict:
+                method="shader", readback=True, staged=False) -> dict:
         vk, dev = self.vk, self.device.device
         n = len(records)
         result: dict = {"statuses": {}, "dispatch": None, "submit": 0.0, "out_host": None}
@@ -450,7 +533,7 @@ class GpuDecoder:
         sbuf = self._pool("streams", n * STREAM_RECORD.size)
         ctl = self._pool("control", 16 + 4 * n)
 
-        if not resident:
+        if not resident and not staged:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
@@ -478,7 +561,7 @@ class GpuDecoder:
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
         if method == "shader" and key == self._recorded:
             t = time.perf_counter()
-            self._submit_and_wait(cmd)
+            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
             result["submit"] = time.perf_counter() - t
             return self._finish(result, records, ctl, n, method)
         self._recorded = None
@@ -523,7 +606,7 @@ class GpuDecoder:
         vk.vkEndCommandBuffer(cmd)
         self._recorded = key if not device_out else None
         t = time.perf_counter()
-        self._submit_and_wait(cmd)
+        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
         result["submit"] = time.perf_counter() - t
         return self._finish(result, records, ctl, n, method)
 
@@ -580,12 +663,22 @@ class GpuDecoder:
                 k += 1
         self._nv_cmd(cmd, k, regions)
 
-    def _submit_and_wait(self, cmd) -> None:
+    def _submit_and_wait(self, cmd, spin: bool = False) -> None:
         vk, dev = self.vk, self.device.device
         if self._submit_info is None:  # built once: the command buffer never changes
             self._submit_info = [vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1,
                                                  pCommandBuffers=[cmd])]
         vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence)
+        if spin:
+            # Small batches finish in tens of µs: polling the fence for a little while beats the
+            # wake-up latency of a blocking wait (part of the per-batch overhead budget).
+            deadline = time.perf_counter() + SPIN_SECONDS
+            status = vk.lib.vkGetFenceStatus(dev, self._fence)
+            while status == vk.VK_NOT_READY and time.perf_counter() < deadline:
+                status = vk.lib.vkGetFenceStatus(dev, self._fence)
+            if status == vk.VK_SUCCESS:
+                vk.vkResetFences(dev, 1, [self._fence])
+                return
         try:
             vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, FENCE_TIMEOUT_NS)
         except vk.VkTimeout as exc:
@@ -652,6 +745,3 @@ class GpuDecoder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def iter_items(datas: Iterable[bytes]) -> list[Item]:
-    return [(d, None) for d in datas]

@@ -209,6 +209,8 @@ class VulkanDevice:
         self.size_control = bool(f13.subgroupSizeControl)
         self.full_subgroups = bool(f13.computeFullSubgroups)
         self.buffer_device_address = bool(f12.bufferDeviceAddress)
+        # Both or neither: with the model on, Device scope (our atomics) needs the DeviceScope bit.
+        self.memory_model = bool(f12.vulkanMemoryModel and f12.vulkanMemoryModelDeviceScope)
         self.nv_decompression = bool(nvf is not None and nvf.memoryDecompression and self.buffer_device_address)
         self.external_fd = "VK_KHR_external_memory_fd" in exts
 
@@ -261,6 +263,8 @@ class VulkanDevice:
             storageBuffer8BitAccess=vk.VK_TRUE,
             bufferDeviceAddress=vk.VK_TRUE if self.buffer_device_address else vk.VK_FALSE,
             timelineSemaphore=vk.VK_FALSE,
+            vulkanMemoryModel=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
+            vulkanMemoryModelDeviceScope=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
         )
         f13 = vk.VkPhysicalDeviceVulkan13Features(
             sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
@@ -387,7 +391,10 @@ class VulkanDevice:
             return
         vk = self.vk
         if buf.mapping is not None:
-            buf.mapping.release()
+            try:
+                buf.mapping.release()
+            except BufferError:
+                pass  # a caller still holds a view (reserve_staging); unmapping ends it anyway
             vk.vkUnmapMemory(self.device, buf.memory)
         vk.vkDestroyBuffer(self.device, buf.handle, None)
         vk.vkFreeMemory(self.device, buf.memory, None)
