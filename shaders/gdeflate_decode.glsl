@@ -333,6 +333,10 @@ void copy_match(uint dest, uint len, uint dist) {
 #ifndef SOLO_MAX_LEN
 #define SOLO_MAX_LEN 64u
 #endif
+// A lone lane copies in groups of this many bytes (1: byte by byte).
+#ifndef SOLO_GROUP
+#define SOLO_GROUP 4
+#endif
 
 // Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
 // lane). `fresh`: output bytes at or after it were written since the last sync_out (NOTHING_FRESH:
@@ -403,14 +407,15 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             uint src = g_ob + dest - dist;
             uint dst = g_ob + dest;
             uint k = 0u;
-#ifdef SOLO_GROUP
+#if SOLO_GROUP > 1
             // Groups of SOLO_GROUP loads, then their stores: with dist >= SOLO_GROUP every byte a
-            // group reads is already written, and the loads of a group overlap in flight.
-            if (dist >= SOLO_GROUP) {
-                for (; k + SOLO_GROUP <= len; k += SOLO_GROUP) {
+            // group reads is already written, and the loads of a group overlap in flight
+            // (H200: +4% on the conformance mix, +1% on the game corpus against byte by byte).
+            if (dist >= uint(SOLO_GROUP)) {
+                for (; k + uint(SOLO_GROUP) <= len; k += uint(SOLO_GROUP)) {
                     uint v[SOLO_GROUP];
-                    for (uint j = 0u; j < SOLO_GROUP; j++) v[j] = uint(outb[src + k + j]);
-                    for (uint j = 0u; j < SOLO_GROUP; j++) outb[dst + k + j] = uint8_t(v[j]);
+                    for (uint j = 0u; j < uint(SOLO_GROUP); j++) v[j] = uint(outb[src + k + j]);
+                    for (uint j = 0u; j < uint(SOLO_GROUP); j++) outb[dst + k + j] = uint8_t(v[j]);
                 }
             }
 #endif

@@ -50,6 +50,7 @@ class DeviceInfo:
     transfer_family: int | None
     nv_memory_decompression: bool
     external_memory_fd: bool
+    vulkan_memory_model: bool
     validation: bool
     reason: str
     candidates: tuple[str, ...] = field(default=())
@@ -243,6 +244,7 @@ class VulkanDevice:
             transfer_family=self.transfer_family,
             nv_memory_decompression=self.nv_decompression,
             external_memory_fd=self.external_fd,
+            vulkan_memory_model=self.memory_model,
             validation=validation,
             reason=reason,
             candidates=names,

@@ -110,9 +110,11 @@ def describe(decoder=None) -> dict:
             "transfer_queue_family": info.transfer_family,
             "nv_memory_decompression": info.nv_memory_decompression,
             "external_memory_fd": info.external_memory_fd,
+            "vulkan_memory_model": info.vulkan_memory_model,
             "validation": info.validation,
         }
-        out["shader"] = {"variant": decoder.shader, "chosen_because": decoder.shader_reason,
+        out["shader"] = {"variant": decoder.shader, "spirv": decoder.spv_name + ".spv",
+                         "chosen_because": decoder.shader_reason, "persistent_groups": decoder.persistent,
                          "pipeline_cache": decoder._cache_file}
         out["auto_min_bytes"] = min_gpu_bytes()
     except GpuError as exc:
