@@ -1,6 +1,6 @@
 /*
  * The io_uring backend: several rings, each created and driven by its own thread (so the ring
- * can be SINGLE_ISSUER + DEFER_TASKRUN, the cheapest completion path), with a bounded number of
+ * can be SINGLE_ISSUER + COOP_TASKRUN: no IPIs to run completions), with a bounded number of
  * reads in flight per ring. The engine spreads batches over the rings by load.
  *
  * A ring thread sleeps in io_uring_enter; new work wakes it through an eventfd that the ring
@@ -276,6 +276,8 @@ static void apply_evicts(struct uring_ring *r, struct evict_cmd *cmds, size_t n)
     free(cmds);
 }
 
+static void submit_direct(struct uring_ring *r, const struct dsd_io_req *q);
+
 static void finish(struct uring_ring *r, struct dsd_io_req *q)
 {
     r->inflight--;
@@ -334,7 +336,9 @@ static void on_read_cqe(struct uring_ring *r, struct dsd_io_req *q, int res)
         finish(r, q);
         return;
     }
-    if (!prep_read(r, q))
+    if (prep_read(r, q))
+        submit_direct(r, q);
+    else
         finish(r, q);
 }
 
@@ -422,11 +426,23 @@ static void fill(struct uring_ring *r, int stop)
             continue;
         }
         q->error = 0; /* retry counter until the result is set */
-        if (prep_read(r, q))
+        if (prep_read(r, q)) {
             r->inflight++;
-        else
+            submit_direct(r, q);
+        } else {
             retire_one(r, q);
+        }
     }
+}
+
+/* An O_DIRECT read or write goes to the kernel at once, in its own io_uring_enter: several SQEs
+ * in one enter are plugged by the block layer and reach the device together, and on the
+ * virtio disks measured here that cost ~10% of 4 KiB random IOPS against fio (which submits one
+ * at a time). Page-cache reads complete inline, so they stay batched: one enter per loop. */
+static void submit_direct(struct uring_ring *r, const struct dsd_io_req *q)
+{
+    if (q->direct)
+        io_uring_submit(&r->ring);
 }
 
 static void send_cancels(struct uring_ring *r, struct cancel_cmd *cmds, size_t n)
@@ -465,9 +481,13 @@ static int ring_setup(struct uring_ring *r)
             snprintf(r->start_reason, sizeof(r->start_reason), "io_uring_setup(SQPOLL): %s", strerror(-rc));
         return rc;
     }
-    /* Newest flags first: one submitter thread per ring, completions run when it waits. */
+    /* Newest flags first: one submitter thread per ring; completions of device reads run at the
+     * ring thread's next syscall (COOP) rather than only when it waits (DEFER_TASKRUN): with
+     * DEFER, 4 KiB random O_DIRECT reads reached ~0.9 of fio's IOPS and cost more CPU per read,
+     * and together with submitting O_DIRECT SQEs one by one (submit_direct) ~0.75. Page-cache
+     * reads complete inline and measure the same either way. */
     static const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         0,
     };

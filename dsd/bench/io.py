@@ -1,12 +1,18 @@
 """``dsd bench io``: the io engine against fio on the same file, in the same run.
 
-Contenders, each at the same queue depth on one file:
-  fio        fio --ioengine=io_uring, one job (the kernel's speed, the baseline)
-  dsd-uring  dsd._native.IoEngine(backend="uring", workers=1), driven like the daemon drives it:
-             packed batches in, packed completions out, the eventfd polled between batches
-  dsd-posix  the same engine with the pread thread pool (one thread per core)
-The engine's queue_depth equals fio's iodepth (reads in the kernel at once); the driver keeps as
-many requests again queued in the engine, as a busy daemon does.
+Contenders, like with like: for each worker count W (``--workers``, default 1 and the core count)
+every contender gets W threads and the case's total queue depth QD, on one file:
+  fio        fio --ioengine=io_uring, numjobs=W, iodepth=QD/W each (the kernel's speed, the baseline)
+  dsd-uring  dsd._native.IoEngine(backend="uring", workers=W, queue_depth=QD/W): W rings, driven
+             like the daemon drives it: packed batches in, packed completions out, the eventfd
+             polled between batches
+  dsd-posix  the same engine with the pread pool of W threads (W reads in flight: a pool's depth
+             is its thread count)
+The driver keeps QD requests queued in the engine behind the QD in the kernel, as a busy daemon
+does. Each contender also reports its CPU time per I/O (fio: the fio process; dsd: the whole
+process, ring or pool threads plus the Python driver), since on a small shared machine the
+cheaper path is the one that leaves the most CPU to everything else. ``--repeat N`` runs the
+contenders N times in turn and reports medians (every sample in ``--json``).
 
 Cases: 64 KiB and 1 MiB sequential reads at QD32, 4 KiB random reads at QD64; each through the
 page cache (file pre-warmed, fio with --invalidate=0 so it does not drop the cache) and with
@@ -21,6 +27,7 @@ import json
 import os
 import random
 import select
+import statistics
 import shutil
 import subprocess
 import sys
@@ -48,11 +55,14 @@ class Result:
     ios: int
     note: str = ""
     driver_cpu_us: float | None = None  # Python CPU per request (submit + reap), dsd contenders
+    cpu_us: float | None = None  # CPU time per I/O of the whole contender (all its threads)
 
     def as_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"note": self.note} if self.note else {}
         if self.driver_cpu_us is not None:
             extra["python_cpu_us_per_request"] = round(self.driver_cpu_us, 3)
+        if self.cpu_us is not None:
+            extra["cpu_us_per_io"] = round(self.cpu_us, 3)
         return {"GB/s": round(self.gbps, 3), "IOPS": round(self.iops), "seconds": round(self.seconds, 3),
                 "ios": self.ios, **extra}
 
@@ -73,23 +83,33 @@ def _drop_cache(path: str) -> None:
         os.close(fd)
 
 
-def run_fio(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float) -> Result:
+def run_fio(path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float,
+            workers: int = 1) -> Result:
+    """fio with `workers` jobs of iodepth qd/workers, each on its own slice of the file."""
+    share = size // workers // bs * bs
     cmd = [
         "fio", "--name=dsd-bench", f"--filename={path}", "--ioengine=io_uring", "--thread",
-        f"--rw={'randread' if rand else 'read'}", f"--bs={bs}", f"--iodepth={qd}", f"--size={size}",
+        f"--rw={'randread' if rand else 'read'}", f"--bs={bs}", f"--iodepth={max(1, qd // workers)}",
+        f"--size={share}", f"--offset_increment={share}",
         f"--direct={1 if direct else 0}", "--invalidate=0", "--time_based",
-        f"--runtime={max(1, round(seconds))}s", "--numjobs=1", "--output-format=json",
-        "--randrepeat=0", "--norandommap",
+        f"--runtime={max(1, round(seconds))}s", f"--numjobs={workers}", "--group_reporting",
+        "--output-format=json", "--randrepeat=0", "--norandommap",
     ]
+    t0 = os.times()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds * 4 + 60).stdout
+    t1 = os.times()
     job = json.loads(out[out.index("{"):])["jobs"][0]["read"]
     secs = job["runtime"] / 1000.0
-    return Result(job["bw_bytes"] / 1e9, job["iops"], secs, int(job["total_ios"]))
+    ios = int(job["total_ios"])
+    res = Result(job["bw_bytes"] / 1e9, job["iops"], secs, ios, f"numjobs={workers}, iodepth={max(1, qd // workers)}")
+    cpu = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
+    res.cpu_us = cpu / max(ios, 1) * 1e6
+    return res
 
 
 def run_dsd(
     path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str,
-    register: str = "auto",
+    register: str = "auto", workers: int = 1,
 ) -> Result:
     from dsd import _native
     from dsd.ioengine import REQUEST
@@ -112,9 +132,9 @@ def run_dsd(
     shm = os.open(shm_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.unlink(shm_path)
     fd = os.open(path, os.O_RDONLY)
-    workers = 1 if backend == "uring" else 0
-    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=qd, direct="auto" if direct else "off",
-                           register=register)
+    # queue_depth is per ring: W rings share the case's total depth, as fio's W jobs do
+    eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=max(1, qd // workers),
+                           direct="auto" if direct else "off", register=register)
     reg = _native.Registry()
     try:
         os.ftruncate(shm, nslots * bs)
@@ -144,6 +164,7 @@ def run_dsd(
         outstanding = 2 * qd
         start = time.perf_counter()
         cpu_start = time.thread_time()  # this (driver) thread only: what the daemon's loop would pay
+        proc_start = os.times()  # every thread: the rings or the pool, and this driver
         deadline = start + seconds
         while True:
             poller.poll(100)
@@ -161,6 +182,7 @@ def run_dsd(
             outstanding += got
         elapsed = time.perf_counter() - start
         driver_cpu = time.thread_time() - cpu_start
+        proc_end = os.times()
         while outstanding:
             poller.poll(100)
             for _, data, _failed in reap():
@@ -169,9 +191,10 @@ def run_dsd(
         failed = st["failed"] + st["cancelled"]
         if failed:
             raise RuntimeError(f"{failed} reads failed during the benchmark: {st}")
-        note = f"workers={eng.workers}, queued={2 * qd}, direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}"
+        note = f"workers={eng.workers}, queue_depth={eng.stats()['queue_depth']}, queued={2 * qd}, direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}"
         res = Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
         res.driver_cpu_us = driver_cpu / max(done, 1) * 1e6
+        res.cpu_us = ((proc_end.user - proc_start.user) + (proc_end.system - proc_start.system)) / max(done, 1) * 1e6
         return res
     finally:
         eng.close()
@@ -195,6 +218,39 @@ def _targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _ratios(figures: dict[str, Any]) -> dict[str, float]:
+    ratios = {}
+    fio = figures.get("fio", {})
+    for contender in ("dsd-uring", "dsd-posix"):
+        mine = figures.get(contender, {})
+        if "GB/s" in fio and "GB/s" in mine and fio["GB/s"]:
+            ratios[f"{contender}/fio GB/s"] = round(mine["GB/s"] / fio["GB/s"], 3)
+    u, p = figures.get("dsd-uring", {}), figures.get("dsd-posix", {})
+    if "IOPS" in u and "IOPS" in p and p["IOPS"]:
+        ratios["dsd-uring/dsd-posix IOPS"] = round(u["IOPS"] / p["IOPS"], 3)
+    if u.get("cpu_us_per_io") and p.get("cpu_us_per_io"):
+        # > 1: a read through the rings costs less CPU than one through the pool
+        ratios["dsd-posix/dsd-uring CPU per I/O"] = round(p["cpu_us_per_io"] / u["cpu_us_per_io"], 3)
+    return ratios
+
+
+def _median_figures(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median sample by IOPS (its own CPU and notes kept together), plus the spread."""
+    ok = [f for f in samples if "IOPS" in f]
+    if not ok:
+        return samples[-1]
+    ok.sort(key=lambda f: f["IOPS"])
+    med = dict(ok[(len(ok) - 1) // 2]) if len(ok) % 2 else dict(ok[len(ok) // 2 - 1])
+    if len(ok) % 2 == 0:  # even count: the mean of the middle two for the headline figures
+        hi = ok[len(ok) // 2]
+        for key in ("GB/s", "IOPS", "cpu_us_per_io"):
+            if key in med and key in hi:
+                med[key] = round((med[key] + hi[key]) / 2, 3)
+    if len(samples) > 1:
+        med["samples_IOPS"] = [round(f["IOPS"]) for f in ok]
+    return med
+
+
 def run(args: argparse.Namespace) -> int:
     from dsd import _native
 
@@ -207,63 +263,77 @@ def run(args: argparse.Namespace) -> int:
     uring_ok, uring_why = _native.io_uring_probe()
     direct_ok, direct_why = _native.odirect_probe(directory)
     path = str(make_test_file(size, directory, prefix="dsd-bench-io"))
+    ncpu = os.cpu_count() or 1
+    worker_counts = sorted({min(int(w), 64) if int(w) > 0 else ncpu for w in args.workers.split(",")})
 
     report: dict[str, Any] = {
         "benchmark": "io", "file": path, "file_size": size, "seconds_per_run": args.seconds,
+        "repeat": args.repeat, "workers": worker_counts, "cpus": ncpu,
         "io_uring": {"usable": uring_ok, "reason": uring_why},
         "o_direct": {"usable": direct_ok, "reason": direct_why},
         "fio": shutil.which("fio") or None,
         "cases": {},
     }
     modes = ["pagecache"] + (["direct"] if direct_ok else [])
-    for mode in modes:
-        direct = mode == "direct"
-        for name, bs, qd, rand in CASES:
-            if args.case and not any(c in name for c in args.case):
-                continue
-            case_name = f"{name}-{mode}"
-            figures: dict[str, Any] = {}
-            for contender in CONTENDERS:
-                if direct:
-                    _drop_cache(path)
-                else:
-                    warm_page_cache(path)
-                try:
-                    if contender == "fio":
-                        if not have_fio:
-                            figures[contender] = {"skipped": "fio not installed"}
-                            continue
-                        res = run_fio(path, size, bs, qd, rand, direct, args.seconds)
-                    elif contender == "dsd-uring":
-                        if not uring_ok:
-                            figures[contender] = {"skipped": uring_why}
-                            continue
-                        res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "uring")
-                    else:
-                        res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "posix")
-                    figures[contender] = res.as_dict()
-                except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as e:
-                    figures[contender] = {"error": str(e)}
-            ratios = {}
-            fio = figures.get("fio", {})
-            for contender in ("dsd-uring", "dsd-posix"):
-                mine = figures.get(contender, {})
-                if "GB/s" in fio and "GB/s" in mine and fio["GB/s"]:
-                    ratios[f"{contender}/fio GB/s"] = round(mine["GB/s"] / fio["GB/s"], 3)
-            u, p = figures.get("dsd-uring", {}), figures.get("dsd-posix", {})
-            if "IOPS" in u and "IOPS" in p and p["IOPS"]:
-                ratios["dsd-uring/dsd-posix IOPS"] = round(u["IOPS"] / p["IOPS"], 3)
-            report["cases"][case_name] = {"block_size": bs, "queue_depth": qd, "random": rand, "mode": mode,
-                                          "contenders": figures, "ratios": ratios}
-            if not args.json:
-                print(f"{case_name:24s}", end="")
-                for contender in CONTENDERS:
-                    f = figures[contender]
-                    if "GB/s" in f:
-                        print(f"  {contender} {f['GB/s']:6.2f} GB/s {f['IOPS'] / 1000:7.1f}k IOPS", end="")
-                    else:
-                        print(f"  {contender} -", end="")
-                print("  " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
+    for workers in worker_counts:
+        for mode in modes:
+            direct = mode == "direct"
+            for name, bs, qd, rand in CASES:
+                if args.case and not any(c in name for c in args.case):
+                    continue
+                # the single-worker rows keep the plain case names; more workers get a -wN suffix
+                case_name = f"{name}-{mode}" + (f"-w{workers}" if workers > 1 else "")
+                samples: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
+                ratio_samples: list[dict[str, float]] = []
+                for _ in range(max(1, args.repeat)):
+                    figures: dict[str, Any] = {}
+                    for contender in CONTENDERS:
+                        if direct:
+                            _drop_cache(path)
+                        else:
+                            warm_page_cache(path)
+                        try:
+                            if contender == "fio":
+                                if not have_fio:
+                                    figures[contender] = {"skipped": "fio not installed"}
+                                    continue
+                                res = run_fio(path, size, bs, qd, rand, direct, args.seconds, workers)
+                            elif contender == "dsd-uring":
+                                if not uring_ok:
+                                    figures[contender] = {"skipped": uring_why}
+                                    continue
+                                res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "uring",
+                                              workers=workers)
+                            else:
+                                res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "posix",
+                                              workers=workers)
+                            figures[contender] = res.as_dict()
+                        except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as e:
+                            figures[contender] = {"error": str(e)}
+                    for contender in CONTENDERS:
+                        samples[contender].append(figures[contender])
+                    ratio_samples.append(_ratios(figures))
+                figures = {c: _median_figures(samples[c]) for c in CONTENDERS}
+                # ratios: the median of the per-repetition ratios (each against fio of the same turn)
+                ratios = {}
+                for key in ratio_samples[0]:
+                    vals = sorted(r[key] for r in ratio_samples if key in r)
+                    ratios[key] = round(statistics.median(vals), 3)
+                report["cases"][case_name] = {"block_size": bs, "queue_depth": qd, "workers": workers,
+                                              "random": rand, "mode": mode, "contenders": figures,
+                                              "ratios": ratios}
+                if args.repeat > 1:
+                    report["cases"][case_name]["ratio_samples"] = ratio_samples
+                if not args.json:
+                    print(f"{case_name:27s}", end="")
+                    for contender in CONTENDERS:
+                        f = figures[contender]
+                        if "GB/s" in f:
+                            cpu = f" {f['cpu_us_per_io']:.2f}us/io" if "cpu_us_per_io" in f else ""
+                            print(f"  {contender} {f['GB/s']:6.2f} GB/s {f['IOPS'] / 1000:7.1f}k IOPS{cpu}", end="")
+                        else:
+                            print(f"  {contender} -", end="")
+                    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
     report["targets"] = _targets(report["cases"])
     if not args.json:
         for t in report["targets"]:
@@ -284,4 +354,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dir", default=None, help="directory for the test file (default: the temp dir)")
     parser.add_argument("--case", action="append", help="only cases whose name contains this (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the test file for the next run")
+    parser.add_argument("--workers", default="1,0",
+                        help="comma-separated worker counts; each gives every contender that many threads "
+                             "(fio numjobs, dsd rings, pread threads) sharing the case's queue depth; "
+                             "0 = one per core (default 1,0)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the contenders this many times in turn; report medians (default 1)")
     parser.set_defaults(func=run)
