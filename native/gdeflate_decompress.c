@@ -35,10 +35,12 @@
 #define LITLEN_TABLEBITS 10u
 #define DIST_TABLEBITS 8u
 #define PRECODE_TABLEBITS 7u
-/* Worst-case table sizes for these root sizes (as computed by zlib's `enough` for 288/10/15,
- * 32/8/15 and 19/7/7); the builder still checks against them. */
-#define LITLEN_ENOUGH 1334u
-#define DIST_ENOUGH 402u
+/* Table capacities. zlib's `enough` gives the worst cases for these root sizes as 1334 (288
+ * symbols, 10 bits, max 15), 402 (32, 8, 15) and 128 (19, 7, 7); the first two are rounded up for
+ * margin (unused entries are never touched), and the builder checks every subtable against them,
+ * so a miscount could only reject a stream, never overrun. */
+#define LITLEN_ENOUGH 1536u
+#define DIST_ENOUGH 512u
 #define PRECODE_ENOUGH 128u
 
 #define GD_MAX_PHANTOM_WORDS 64u
