@@ -511,7 +511,8 @@ static enum gdeflate_result decode_tile_generic(struct gdeflate_decompressor *d,
     return decode_tile(d, in, in_len, out, out_size, actual_out, reason);
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* -DGD_DISABLE_BMI2 builds only the generic path (the native tests run it that way too). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GD_DISABLE_BMI2)
 #define GD_HAVE_BMI2_PATH 1
 __attribute__((target("bmi2"))) static enum gdeflate_result
 decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
