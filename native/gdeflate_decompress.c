@@ -57,8 +57,9 @@ struct gdeflate_decompressor {
     uint32_t litlen[LITLEN_ENOUGH];
     uint32_t dist[DIST_ENOUGH];
     uint32_t precode[PRECODE_ENOUGH];
-    uint32_t fixed_litlen[LITLEN_ENOUGH];
+    uint32_t fixed_litlen[LITLEN_ENOUGH]; /* built on the first fixed block (most tiles have none) */
     uint32_t fixed_dist[DIST_ENOUGH];
+    int fixed_ready;
     uint32_t litlen_results[GD_NUM_LITLEN_SYMS];
     uint32_t dist_results[GD_NUM_DIST_SYMS];
     uint32_t precode_results[GD_NUM_PRECODE_SYMS];
@@ -186,18 +187,22 @@ struct gdeflate_decompressor *gdeflate_alloc_decompressor(void)
 {
     struct gdeflate_decompressor *d = malloc(sizeof(*d));
     if (d == NULL) return NULL;
-    memset(d, 0, sizeof(*d));
+    d->fixed_ready = 0;
     init_results(d);
+    return d;
+}
+
+/* The fixed-code tables, built once per decompressor when a fixed block first appears. */
+static int ensure_fixed_tables(struct gdeflate_decompressor *d)
+{
+    if (d->fixed_ready) return 1;
     uint8_t litlen[GD_NUM_LITLEN_SYMS], dist[GD_NUM_DIST_SYMS];
     gd_fixed_lens(litlen, dist);
-    if (!build_table(d->fixed_litlen, LITLEN_ENOUGH, litlen, GD_NUM_LITLEN_SYMS, d->litlen_results,
-                     LITLEN_TABLEBITS, GD_MAX_CODEWORD_LEN) ||
-        !build_table(d->fixed_dist, DIST_ENOUGH, dist, GD_NUM_DIST_SYMS, d->dist_results, DIST_TABLEBITS,
-                     GD_MAX_CODEWORD_LEN)) {
-        free(d);
-        return NULL; /* cannot happen: the fixed codes are complete */
-    }
-    return d;
+    d->fixed_ready = build_table(d->fixed_litlen, LITLEN_ENOUGH, litlen, GD_NUM_LITLEN_SYMS, d->litlen_results,
+                                 LITLEN_TABLEBITS, GD_MAX_CODEWORD_LEN) &&
+                     build_table(d->fixed_dist, DIST_ENOUGH, dist, GD_NUM_DIST_SYMS, d->dist_results,
+                                 DIST_TABLEBITS, GD_MAX_CODEWORD_LEN);
+    return d->fixed_ready; /* always 1: the fixed codes are complete */
 }
 
 void gdeflate_free_decompressor(struct gdeflate_decompressor *d)
@@ -432,6 +437,7 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
             lt = d->litlen;
             dt = d->dist;
         } else {
+            SAFETY_CHECK(ensure_fixed_tables(d), "internal: fixed code tables");
             lt = d->fixed_litlen;
             dt = d->fixed_dist;
         }
