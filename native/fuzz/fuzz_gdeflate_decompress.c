@@ -3,8 +3,9 @@
  *
  * The input and every output buffer end exactly at a PROT_NONE guard page (mmap + mprotect), so
  * any over-read of the input or over-write of the output faults at once, even where ASan's
- * redzones would not see it. Three views of each input: a whole tile stream, a bare tile, and the
- * multi-threaded path; whatever decodes successfully must re-encode and decode to the same bytes.
+ * redzones would not see it. Views of each input: a whole tile stream (single- and multi-threaded),
+ * a bare tile, and raw data for the encoder at a level picked by the first byte. Whatever decodes
+ * must re-encode and decode to the same bytes; whatever is encoded must decode to itself.
  */
 #include <stdint.h>
 #include <string.h>
@@ -40,6 +41,7 @@ static void guarded_free(struct guarded *g)
 
 static struct gdeflate_decompressor *dec;
 static struct gdeflate_compressor *enc;
+static struct gdeflate_compressor *levels[GDEFLATE_MAX_LEVEL + 1];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -90,7 +92,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guarded_free(&out);
     }
 
-    /* 3) the input as one bare tile; the first byte picks the declared tile size */
+    /* 3) the encoder on the raw input at a level picked by the first byte: must round-trip */
+    if (size > 1) {
+        int level = data[0] % (GDEFLATE_MAX_LEVEL + 1);
+        if (levels[level] == NULL) levels[level] = gdeflate_alloc_compressor(level);
+        size_t bound = gdeflate_compress_bound(size - 1), plen = 0, got = 0;
+        struct guarded packed, back;
+        if (levels[level] != NULL && guarded_alloc(&packed, bound) == 0) {
+            if (gdeflate_compress(levels[level], data + 1, size - 1, packed.data, bound, &plen) != GDEFLATE_SUCCESS)
+                __builtin_trap();
+            if (guarded_alloc(&back, size - 1) == 0) {
+                if (gdeflate_decompress(dec, packed.data, plen, back.data, size - 1, &got, NULL) != GDEFLATE_SUCCESS ||
+                    got != size - 1 || memcmp(back.data, data + 1, size - 1) != 0)
+                    __builtin_trap();
+                guarded_free(&back);
+            }
+            guarded_free(&packed);
+        }
+    }
+
+    /* 4) the input as one bare tile; the first byte picks the declared tile size */
     size_t tile_out = size ? 1 + (size_t)data[0] * 257 : 1;
     if (tile_out > 65536) tile_out = 65536;
     struct guarded tout;
