@@ -267,6 +267,35 @@ static __attribute__((noinline)) int switch_to_tail(struct input *in)
         avail[L] -= (n);                                                                                         \
     } while (0)
 
+static const uint8_t gd_zero16[16];
+
+static inline unsigned gd_popcount32(uint32_t v)
+{
+    return (unsigned)__builtin_popcount(v);
+}
+
+static inline uint64_t gd_load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void gd_store64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+/* A word whose first byte in memory is `byte` and the rest zeros. */
+static inline uint64_t gd_byte_word(uint64_t byte)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return byte << 56;
+#else
+    return byte;
+#endif
+}
+
 /* Copy a match of `len` bytes from dst - dist; the caller checked both against the tile. */
 static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8_t *out_end)
 {
@@ -444,6 +473,138 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
 
         uint32_t pending = 0; /* lanes whose distance was consumed early (sequential shortcut) */
         unsigned L = 0;
+        {
+            /*
+             * Round loop. A round is one pass over the 32 lanes starting at lane 0. With the
+             * sequential shortcut every lane gets exactly one refill check per round, in lane
+             * order: an active lane after its literal/length, a lane skipping its turn (its
+             * match's distance was read early) with the bits left after that distance. So the
+             * word a lane loads is `base + 4 * (refilling lanes below it)`, and lanes that skip
+             * the round need not be visited at all: their refill is applied when they are next
+             * visited (`lazy`), from the previous round's base and refill mask. Inside a round
+             * there are no data-dependent branches: literals and matches share one path (a
+             * literal also looks up a distance and then drops it) and both store 16 bytes.
+             */
+            uint32_t pend = 0;   /* lanes that skip this round (their match was in the last one) */
+            uint32_t pn = 0;     /* ... of which these load a word in this round (< 32 bits held) */
+            uint32_t lazy = 0;   /* lanes whose refill from the last round is still to apply */
+            uint32_t prev_R = 0; /* lanes that loaded a word in the last round */
+            const uint8_t *base = in_next, *prev_base = in_next;
+            for (;;) {
+                if (GD_UNLIKELY(in.limit - base < 4 * 31)) {
+                    /* Fewer than 32 loadable words: finish the block step by step from lane 0. */
+                    for (uint32_t m = lazy; m; m &= m - 1) {
+                        unsigned P = (unsigned)__builtin_ctz(m);
+                        buf[P] |= (uint64_t)gd_load32le(prev_base + 4 * gd_popcount32(prev_R & ((1u << P) - 1)))
+                                  << avail[P];
+                        avail[P] += 32;
+                    }
+                    in_next = base;
+                    pending = pend;
+                    goto sequential;
+                }
+                uint32_t act = ~pend, new_pend = 0, new_pn = 0, arefill = 0;
+                const uint8_t *wp = base; /* base + 4 * (active lanes that loaded a word so far) */
+                while (act) {
+                    L = (unsigned)__builtin_ctz(act);
+                    act &= act - 1;
+                    uint32_t below = (1u << L) - 1;
+                    uint64_t b = buf[L];
+                    unsigned a = avail[L];
+                    /* the refill this lane was owed from the last round, if any */
+                    uint64_t lm = 0 - (uint64_t)((lazy >> L) & 1);
+                    b |= ((uint64_t)gd_load32le(prev_base + 4 * gd_popcount32(prev_R & below)) << a) & lm;
+                    a += 32 & (unsigned)lm;
+
+                    uint32_t e = lt[b & ((1u << LITLEN_TABLEBITS) - 1)];
+                    if (GD_UNLIKELY(e & E_EXCEPTIONAL)) {
+                        if (e & E_SUBTABLE)
+                            e = lt[(e >> 16) + ((b >> LITLEN_TABLEBITS) & ((1u << ((e >> 8) & 31)) - 1))];
+                        if (e & E_EXCEPTIONAL) {
+                            SAFETY_CHECK(e & E_EOB, "undefined literal/length symbol 286 or 287");
+                            unsigned n = e & 0xff;
+                            buf[L] = b >> n;
+                            avail[L] = a - n;
+                            /* Lanes after L never reached their turn: give them last round's refill. */
+                            for (uint32_t m = lazy & ~((2u << L) - 1); m; m &= m - 1) {
+                                unsigned P = (unsigned)__builtin_ctz(m);
+                                buf[P] |= (uint64_t)gd_load32le(prev_base +
+                                                                4 * gd_popcount32(prev_R & ((1u << P) - 1)))
+                                          << avail[P];
+                                avail[P] += 32;
+                            }
+                            /* This round's checks in order: lanes below L (done for active ones,
+                             * owed by skipping ones), then the sweep's L and the skipping lanes
+                             * above L; the sweep below finishes lanes 0..L-1. */
+                            uint32_t R = arefill | pn | ((uint32_t)(avail[L] < 32) << L);
+                            for (uint32_t m = pn | (R & (1u << L)); m; m &= m - 1) {
+                                unsigned P = (unsigned)__builtin_ctz(m);
+                                buf[P] |= (uint64_t)gd_load32le(base + 4 * gd_popcount32(R & ((1u << P) - 1)))
+                                          << avail[P];
+                                avail[P] += 32;
+                            }
+                            in_next = base + 4 * gd_popcount32(R);
+                            goto sweep;
+                        }
+                    }
+                    unsigned n = e & 0xff, x = (e >> 8) & 31;
+                    uint32_t is_lit = (e >> 15) & 1;
+                    /* literal: its byte; length symbol: base + extra bits */
+                    size_t value = (e >> 16) + (size_t)((b >> n) & ((1u << x) - 1));
+                    b >>= n + x;
+                    a -= n + x;
+                    /* this lane's refill check */
+                    uint64_t rm = (uint64_t)(a >> 5) - 1; /* all ones iff a < 32 */
+                    b |= ((uint64_t)gd_load32le(wp + 4 * gd_popcount32(pn & below)) << a) & rm;
+                    wp += 4 & rm;
+                    arefill |= (1u << L) & (uint32_t)rm;
+                    a += 32 & (unsigned)rm;
+                    /* the distance right behind a length (looked up and dropped for a literal) */
+                    uint32_t de = dt[b & ((1u << DIST_TABLEBITS) - 1)];
+                    if (GD_UNLIKELY(de & E_SUBTABLE))
+                        de = dt[(de >> 16) + ((b >> DIST_TABLEBITS) & ((1u << ((de >> 8) & 31)) - 1))];
+                    unsigned dn = de & 0xff, dx = (de >> 8) & 31;
+                    size_t dist = (de >> 16) + (size_t)((b >> dn) & ((1u << dx) - 1));
+                    uint32_t mm = is_lit - 1; /* all ones for a match */
+                    unsigned dbits = (dn + dx) & mm;
+                    b >>= dbits;
+                    a -= dbits;
+                    buf[L] = b;
+                    avail[L] = a;
+                    new_pend |= (1u << L) & mm;
+                    new_pn |= (1u << L) & mm & ((a >> 5) - 1);
+
+                    size_t len = is_lit ? 1 : value;
+                    size_t room = (size_t)(out_end - out_next);
+                    if (GD_LIKELY(len <= 16 && room >= 16 &&
+                                  (is_lit || (dist >= 8 && dist <= (size_t)(out_next - out_start))))) {
+                        /* 16 bytes either way: a literal's byte and zeros, or a short match's words
+                         * (source at least 8 back, so the second word sees the first). */
+                        const uint8_t *src = is_lit ? gd_zero16 : out_next - dist;
+                        uint64_t lo = gd_load64(src);
+                        lo = is_lit ? gd_byte_word(value) : lo;
+                        gd_store64(out_next, lo);
+                        gd_store64(out_next + 8, gd_load64(src + 8));
+                    } else if (is_lit) {
+                        SAFETY_CHECK(out_next < out_end, "literal overflows the tile");
+                        *out_next = (uint8_t)value;
+                    } else {
+                        SAFETY_CHECK(dist <= (size_t)(out_next - out_start), "match distance reaches before the tile");
+                        SAFETY_CHECK(len <= room, "match overflows the tile");
+                        copy_match(out_next, dist, len, out_end);
+                    }
+                    out_next += len;
+                }
+                prev_R = arefill | pn;
+                prev_base = base;
+                base = wp + 4 * gd_popcount32(pn);
+                lazy = pn;
+                pend = new_pend;
+                pn = new_pn;
+            }
+        }
+    sequential:
+        L = 0;
         for (;;) {
             ENSURE_INPUT();
             if (pending & (1u << L)) {
@@ -495,6 +656,7 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
                 SAFETY_CHECK(0, "undefined literal/length symbol 286 or 287");
             }
         }
+    sweep:
         /* End-of-block sweep, starting with the lane that decoded EOB. */
         for (unsigned j = 0; j < GD_LANES; j++) {
             ENSURE_INPUT();
@@ -520,7 +682,7 @@ static enum gdeflate_result decode_tile_generic(struct gdeflate_decompressor *d,
 /* -DGD_DISABLE_BMI2 builds only the generic path (the native tests run it that way too). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GD_DISABLE_BMI2)
 #define GD_HAVE_BMI2_PATH 1
-__attribute__((target("bmi2"))) static enum gdeflate_result
+__attribute__((target("bmi,bmi2,popcnt,lzcnt"))) static enum gdeflate_result
 decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
                  size_t *actual_out, const char **reason)
 {
