@@ -336,11 +336,186 @@ static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8
     while (dst < end) *dst++ = *src++;
 }
 
+/* ------------------------------------------------------------------ AVX-512 rounds */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GD_DISABLE_BMI2) &&              \
+    !defined(GD_DISABLE_AVX512)
+#define GD_HAVE_AVX512_PATH 1
+#include <immintrin.h>
+#define GD_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,bmi,bmi2,popcnt,lzcnt")))
+
+/*
+ * Whole rounds with the 32 lanes in four vectors of eight 64-bit bit buffers (the GPU decoder's
+ * shape, without its threads). Per round: gather every active lane's literal/length entry, take
+ * its bits, run all 32 refill checks at once (the word of a refilling lane is the next one after
+ * those of the refilling lanes below it: an expand of consecutive words), then gather the
+ * distances of the lanes that read a length. The round's tokens are then written in lane order.
+ * It stops at a round boundary, with every lane's refill applied, before a round it cannot do
+ * (fewer than 32 loadable words, end of block, undefined symbol); the caller does that round.
+ * `buf`/`avail`/`pend` are the lane state in the caller's form; *base is the next word.
+ */
+GD_AVX512_TARGET static enum gdeflate_result
+rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t **base_io, const uint8_t *in_limit,
+              const uint32_t *lt, const uint32_t *dt, uint8_t **out_io, uint8_t *const out_start,
+              uint8_t *const out_end, const char **reason)
+{
+    __m512i B[4], A[4];
+    for (unsigned g = 0; g < 4; g++) {
+        B[g] = _mm512_loadu_si512(buf + 8 * g);
+        A[g] = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(avail + 8 * g)));
+    }
+    uint32_t pend = *pend_io;
+    const uint8_t *base = *base_io;
+    uint8_t *out_next = *out_io;
+    const __m512i lit_mask = _mm512_set1_epi64((1u << LITLEN_TABLEBITS) - 1);
+    const __m512i dist_mask = _mm512_set1_epi64((1u << DIST_TABLEBITS) - 1);
+    const __m512i byte_mask = _mm512_set1_epi64(0xff);
+    const __m512i five_bits = _mm512_set1_epi64(31);
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512i v32 = _mm512_set1_epi64(32);
+    const __m512i f_exc = _mm512_set1_epi64(E_EXCEPTIONAL);
+    const __m512i f_sub = _mm512_set1_epi64(E_SUBTABLE);
+    const __m512i f_lit = _mm512_set1_epi64(E_LITERAL);
+    uint64_t tok_val[32 + 8], tok_dist[32 + 8];
+    enum gdeflate_result r = GDEFLATE_SUCCESS;
+
+    while (in_limit - base >= 4 * 31) {
+        uint32_t act = ~pend;
+        __m256i e32[4];
+        __m512i E[4];
+        uint32_t exc = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __mmask8 ka = (__mmask8)(act >> (8 * g));
+            e32[g] = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), ka, _mm512_and_si512(B[g], lit_mask), lt, 4);
+            E[g] = _mm512_cvtepu32_epi64(e32[g]);
+            exc |= (uint32_t)_mm512_test_epi64_mask(E[g], f_exc) << (8 * g);
+        }
+        if (GD_UNLIKELY(exc)) {
+            /* subtable pointers: one more gather; anything else exceptional ends vector work */
+            exc = 0;
+            for (unsigned g = 0; g < 4; g++) {
+                __mmask8 ks = _mm512_test_epi64_mask(E[g], f_sub);
+                if (ks) {
+                    __m512i sub_bits = _mm512_and_si512(_mm512_srli_epi64(E[g], 8), five_bits);
+                    __m512i idx = _mm512_add_epi64(
+                        _mm512_srli_epi64(E[g], 16),
+                        _mm512_and_si512(_mm512_srli_epi64(B[g], LITLEN_TABLEBITS),
+                                         _mm512_sub_epi64(_mm512_sllv_epi64(one, sub_bits), one)));
+                    e32[g] = _mm512_mask_i64gather_epi32(e32[g], ks, idx, lt, 4);
+                    E[g] = _mm512_cvtepu32_epi64(e32[g]);
+                }
+                exc |= (uint32_t)_mm512_test_epi64_mask(E[g], f_exc) << (8 * g);
+            }
+            if (exc) break;
+        }
+        /* literal/length: value = base (or the literal byte) + extra bits; take n + x bits */
+        __m512i V[4];
+        uint32_t match = 0, need = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __m512i n = _mm512_and_si512(E[g], byte_mask);
+            __m512i x = _mm512_and_si512(_mm512_srli_epi64(E[g], 8), five_bits);
+            __m512i extra = _mm512_and_si512(_mm512_srlv_epi64(B[g], n),
+                                             _mm512_sub_epi64(_mm512_sllv_epi64(one, x), one));
+            V[g] = _mm512_add_epi64(_mm512_srli_epi64(E[g], 16), extra);
+            __m512i used = _mm512_add_epi64(n, x);
+            B[g] = _mm512_srlv_epi64(B[g], used);
+            A[g] = _mm512_sub_epi64(A[g], used);
+            __mmask8 ka = (__mmask8)(act >> (8 * g));
+            match |= (uint32_t)_mm512_mask_testn_epi64_mask(ka, E[g], f_lit) << (8 * g);
+            need |= (uint32_t)_mm512_cmplt_epu64_mask(A[g], v32) << (8 * g);
+        }
+        /* every lane's refill check of this round, in lane order */
+        unsigned off = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __mmask8 kn = (__mmask8)(need >> (8 * g));
+            __m256i w = _mm256_maskz_expand_epi32(kn, _mm256_loadu_si256((const __m256i *)(base + 4 * off)));
+            B[g] = _mm512_or_si512(B[g], _mm512_sllv_epi64(_mm512_cvtepu32_epi64(w), A[g]));
+            A[g] = _mm512_mask_add_epi64(A[g], kn, A[g], v32);
+            off += (unsigned)__builtin_popcount(kn);
+        }
+        base += 4 * off;
+        /* distances of the lanes that read a length */
+        __m512i D[4];
+        for (unsigned g = 0; g < 4; g++) {
+            __mmask8 km = (__mmask8)(match >> (8 * g));
+            __m256i d32 = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), km, _mm512_and_si512(B[g], dist_mask), dt, 4);
+            __m512i DE = _mm512_cvtepu32_epi64(d32);
+            __mmask8 ks = _mm512_test_epi64_mask(DE, f_sub);
+            if (GD_UNLIKELY(ks)) {
+                __m512i sub_bits = _mm512_and_si512(_mm512_srli_epi64(DE, 8), five_bits);
+                __m512i idx = _mm512_add_epi64(
+                    _mm512_srli_epi64(DE, 16), _mm512_and_si512(_mm512_srli_epi64(B[g], DIST_TABLEBITS),
+                                                                _mm512_sub_epi64(_mm512_sllv_epi64(one, sub_bits), one)));
+                d32 = _mm512_mask_i64gather_epi32(d32, ks, idx, dt, 4);
+                DE = _mm512_cvtepu32_epi64(d32);
+            }
+            __m512i n = _mm512_and_si512(DE, byte_mask);
+            __m512i x = _mm512_and_si512(_mm512_srli_epi64(DE, 8), five_bits);
+            __m512i extra = _mm512_and_si512(_mm512_srlv_epi64(B[g], n),
+                                             _mm512_sub_epi64(_mm512_sllv_epi64(one, x), one));
+            D[g] = _mm512_maskz_add_epi64(km, _mm512_srli_epi64(DE, 16), extra); /* 0 marks a literal */
+            __m512i used = _mm512_add_epi64(n, x);
+            B[g] = _mm512_srlv_epi64(B[g], used);
+            A[g] = _mm512_sub_epi64(A[g], used);
+        }
+        /* the round's tokens, densely in lane order */
+        unsigned count = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __mmask8 ka = (__mmask8)(act >> (8 * g));
+            _mm512_storeu_si512(tok_val + count, _mm512_maskz_compress_epi64(ka, V[g]));
+            _mm512_storeu_si512(tok_dist + count, _mm512_maskz_compress_epi64(ka, D[g]));
+            count += (unsigned)__builtin_popcount(ka);
+        }
+        pend = match;
+        for (unsigned t = 0; t < count; t++) {
+            size_t value = tok_val[t], dist = tok_dist[t];
+            size_t room = (size_t)(out_end - out_next);
+            if (dist == 0) {
+                if (GD_UNLIKELY(room == 0)) {
+                    *reason = "literal overflows the tile";
+                    r = GDEFLATE_BAD_DATA;
+                    goto out;
+                }
+                *out_next++ = (uint8_t)value;
+                continue;
+            }
+            if (GD_LIKELY(value <= 16 && room >= 16 && dist >= 8 && dist <= (size_t)(out_next - out_start))) {
+                const uint8_t *src = out_next - dist;
+                gd_store64(out_next, gd_load64(src));
+                gd_store64(out_next + 8, gd_load64(src + 8));
+            } else {
+                if (GD_UNLIKELY(dist > (size_t)(out_next - out_start))) {
+                    *reason = "match distance reaches before the tile";
+                    r = GDEFLATE_BAD_DATA;
+                    goto out;
+                }
+                if (GD_UNLIKELY(value > room)) {
+                    *reason = "match overflows the tile";
+                    r = GDEFLATE_BAD_DATA;
+                    goto out;
+                }
+                copy_match(out_next, dist, value, out_end);
+            }
+            out_next += value;
+        }
+    }
+out:
+    for (unsigned g = 0; g < 4; g++) {
+        _mm512_storeu_si512(buf + 8 * g, B[g]);
+        _mm256_storeu_si256((__m256i *)(avail + 8 * g), _mm512_cvtepi64_epi32(A[g]));
+    }
+    *pend_io = pend;
+    *base_io = base;
+    *out_io = out_next;
+    return r;
+}
+#endif
+
 /* The tile decoder proper; compiled twice (below) so x86-64 CPUs with BMI2 get flag-free
  * variable shifts, which the lane bit buffers use on every step (+4-8 % measured). */
 static inline __attribute__((always_inline)) enum gdeflate_result
 decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, void *out, size_t out_size,
-            size_t *actual_out, const char **reason)
+            size_t *actual_out, const char **reason, int vec)
 {
     struct input in;
     in.in_tail = 0;
@@ -490,7 +665,32 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
             uint32_t lazy = 0;   /* lanes whose refill from the last round is still to apply */
             uint32_t prev_R = 0; /* lanes that loaded a word in the last round */
             const uint8_t *base = in_next, *prev_base = in_next;
+            int vec_ready = 1; /* the vector rounds may run (not right after they stopped) */
             for (;;) {
+#ifdef GD_HAVE_AVX512_PATH
+                if (vec && vec_ready && in.limit - base >= 4 * 31) {
+                    for (uint32_t m = lazy; m; m &= m - 1) {
+                        unsigned P = (unsigned)__builtin_ctz(m);
+                        buf[P] |= (uint64_t)gd_load32le(prev_base + 4 * gd_popcount32(prev_R & ((1u << P) - 1)))
+                                  << avail[P];
+                        avail[P] += 32;
+                    }
+                    enum gdeflate_result vr =
+                        rounds_avx512(buf, avail, &pend, &base, in.limit, lt, dt, &out_next, out_start, out_end, reason);
+                    if (vr != GDEFLATE_SUCCESS) return vr;
+                    /* back to this loop's form: nothing owed, pn from the skipping lanes' counts */
+                    lazy = 0;
+                    pn = 0;
+                    for (uint32_t m = pend; m; m &= m - 1) {
+                        unsigned P = (unsigned)__builtin_ctz(m);
+                        pn |= (uint32_t)(avail[P] < 32) << P;
+                    }
+                    vec_ready = 0;
+                }
+#else
+                (void)vec;
+                (void)vec_ready;
+#endif
                 if (GD_UNLIKELY(in.limit - base < 4 * 31)) {
                     /* Fewer than 32 loadable words: finish the block step by step from lane 0. */
                     for (uint32_t m = lazy; m; m &= m - 1) {
@@ -595,6 +795,7 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
                     }
                     out_next += len;
                 }
+                vec_ready = 1;
                 prev_R = arefill | pn;
                 prev_base = base;
                 base = wp + 4 * gd_popcount32(pn);
@@ -676,7 +877,7 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
 static enum gdeflate_result decode_tile_generic(struct gdeflate_decompressor *d, const void *in, size_t in_len,
                                                 void *out, size_t out_size, size_t *actual_out, const char **reason)
 {
-    return decode_tile(d, in, in_len, out, out_size, actual_out, reason);
+    return decode_tile(d, in, in_len, out, out_size, actual_out, reason, 0);
 }
 
 /* -DGD_DISABLE_BMI2 builds only the generic path (the native tests run it that way too). */
@@ -686,7 +887,16 @@ __attribute__((target("bmi,bmi2,popcnt,lzcnt"))) static enum gdeflate_result
 decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
                  size_t *actual_out, const char **reason)
 {
-    return decode_tile(d, in, in_len, out, out_size, actual_out, reason);
+    return decode_tile(d, in, in_len, out, out_size, actual_out, reason, 0);
+}
+#endif
+
+#ifdef GD_HAVE_AVX512_PATH
+GD_AVX512_TARGET static enum gdeflate_result
+decode_tile_avx512(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
+                   size_t *actual_out, const char **reason)
+{
+    return decode_tile(d, in, in_len, out, out_size, actual_out, reason, 1);
 }
 #endif
 
@@ -701,6 +911,11 @@ enum gdeflate_result gdeflate_decompress_tile(struct gdeflate_decompressor *d, c
         *reason = "NULL buffer";
         return GDEFLATE_BAD_ARGUMENT;
     }
+#ifdef GD_HAVE_AVX512_PATH
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2"))
+        return decode_tile_avx512(d, in_buf, in_len, out, out_size, actual_out, reason);
+#endif
 #ifdef GD_HAVE_BMI2_PATH
     if (__builtin_cpu_supports("bmi2"))
         return decode_tile_bmi2(d, in_buf, in_len, out, out_size, actual_out, reason);
