@@ -269,6 +269,9 @@ static __attribute__((noinline)) int switch_to_tail(struct input *in)
 
 static const uint8_t gd_zero16[16];
 
+/* Hide a value from the optimizer so that selects on it stay branch-free. */
+#define GD_OPAQUE(v) __asm__("" : "+r"(v))
+
 static inline unsigned gd_popcount32(uint32_t v)
 {
     return (unsigned)__builtin_popcount(v);
@@ -376,7 +379,9 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
     const __m512i f_exc = _mm512_set1_epi64(E_EXCEPTIONAL);
     const __m512i f_sub = _mm512_set1_epi64(E_SUBTABLE);
     const __m512i f_lit = _mm512_set1_epi64(E_LITERAL);
-    uint64_t tok_val[32 + 8], tok_dist[32 + 8];
+    const __m512i sixteen = _mm512_set1_epi64(16);
+    const __m512i eight = _mm512_set1_epi64(8);
+    uint64_t tok_len[32 + 8], tok_arg[32 + 8];
     enum gdeflate_result r = GDEFLATE_SUCCESS;
 
     while (in_limit - base >= 4 * 31) {
@@ -434,8 +439,11 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
             off += (unsigned)__builtin_popcount(kn);
         }
         base += 4 * off;
-        /* distances of the lanes that read a length */
-        __m512i D[4];
+        /* distances of the lanes that read a length; each token as (length, dist) for a match
+         * and (1, byte) for a literal (matches are 3 or longer) */
+        __m512i TL[4], TA[4];
+        const __m512i pos_v = _mm512_set1_epi64((long long)(out_next - out_start));
+        __mmask8 hard = 0; /* a match this round is long, overlapping or reaches before the tile */
         for (unsigned g = 0; g < 4; g++) {
             __mmask8 km = (__mmask8)(match >> (8 * g));
             __m256i d32 = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), km, _mm512_and_si512(B[g], dist_mask), dt, 4);
@@ -453,50 +461,64 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
             __m512i x = _mm512_and_si512(_mm512_srli_epi64(DE, 8), five_bits);
             __m512i extra = _mm512_and_si512(_mm512_srlv_epi64(B[g], n),
                                              _mm512_sub_epi64(_mm512_sllv_epi64(one, x), one));
-            D[g] = _mm512_maskz_add_epi64(km, _mm512_srli_epi64(DE, 16), extra); /* 0 marks a literal */
+            __m512i D = _mm512_add_epi64(_mm512_srli_epi64(DE, 16), extra);
             __m512i used = _mm512_add_epi64(n, x);
             B[g] = _mm512_srlv_epi64(B[g], used);
             A[g] = _mm512_sub_epi64(A[g], used);
+            TL[g] = _mm512_mask_blend_epi64(km, one, V[g]);
+            TA[g] = _mm512_mask_blend_epi64(km, V[g], D);
+            hard |= _mm512_mask_cmpgt_epu64_mask(km, V[g], sixteen) | _mm512_mask_cmplt_epu64_mask(km, D, eight) |
+                    _mm512_mask_cmpgt_epu64_mask(km, D, pos_v);
         }
         /* the round's tokens, densely in lane order */
         unsigned count = 0;
         for (unsigned g = 0; g < 4; g++) {
             __mmask8 ka = (__mmask8)(act >> (8 * g));
-            _mm512_storeu_si512(tok_val + count, _mm512_maskz_compress_epi64(ka, V[g]));
-            _mm512_storeu_si512(tok_dist + count, _mm512_maskz_compress_epi64(ka, D[g]));
+            _mm512_storeu_si512(tok_len + count, _mm512_maskz_compress_epi64(ka, TL[g]));
+            _mm512_storeu_si512(tok_arg + count, _mm512_maskz_compress_epi64(ka, TA[g]));
             count += (unsigned)__builtin_popcount(ka);
         }
         pend = match;
+        if (GD_LIKELY(!hard && (size_t)(out_end - out_next) >= 32 * 16 + 16)) {
+            /* Every token is a literal or a match of at most 16 bytes from at least 8 back, and
+             * the tile has room for 16 bytes past all of them: one branch-free 16-byte copy per
+             * token. A literal copies its own token slot, whose first byte is the literal
+             * (little-endian; bytes after the literal are overwritten by what follows). */
+            for (unsigned t = 0; t < count; t++) {
+                uint64_t len = tok_len[t], arg = tok_arg[t];
+                uintptr_t is_match = (uintptr_t)0 - (uintptr_t)(len != 1);
+                GD_OPAQUE(is_match);
+                uintptr_t src = (((uintptr_t)out_next - arg) & is_match) | ((uintptr_t)&tok_arg[t] & ~is_match);
+                gd_store64(out_next, gd_load64((const uint8_t *)src));
+                gd_store64(out_next + 8, gd_load64((const uint8_t *)src + 8));
+                out_next += len;
+            }
+            continue;
+        }
         for (unsigned t = 0; t < count; t++) {
-            size_t value = tok_val[t], dist = tok_dist[t];
+            size_t len = tok_len[t], arg = tok_arg[t];
             size_t room = (size_t)(out_end - out_next);
-            if (dist == 0) {
+            if (len == 1) {
                 if (GD_UNLIKELY(room == 0)) {
                     *reason = "literal overflows the tile";
                     r = GDEFLATE_BAD_DATA;
                     goto out;
                 }
-                *out_next++ = (uint8_t)value;
+                *out_next++ = (uint8_t)arg;
                 continue;
             }
-            if (GD_LIKELY(value <= 16 && room >= 16 && dist >= 8 && dist <= (size_t)(out_next - out_start))) {
-                const uint8_t *src = out_next - dist;
-                gd_store64(out_next, gd_load64(src));
-                gd_store64(out_next + 8, gd_load64(src + 8));
-            } else {
-                if (GD_UNLIKELY(dist > (size_t)(out_next - out_start))) {
-                    *reason = "match distance reaches before the tile";
-                    r = GDEFLATE_BAD_DATA;
-                    goto out;
-                }
-                if (GD_UNLIKELY(value > room)) {
-                    *reason = "match overflows the tile";
-                    r = GDEFLATE_BAD_DATA;
-                    goto out;
-                }
-                copy_match(out_next, dist, value, out_end);
+            if (GD_UNLIKELY(arg > (size_t)(out_next - out_start))) {
+                *reason = "match distance reaches before the tile";
+                r = GDEFLATE_BAD_DATA;
+                goto out;
             }
-            out_next += value;
+            if (GD_UNLIKELY(len > room)) {
+                *reason = "match overflows the tile";
+                r = GDEFLATE_BAD_DATA;
+                goto out;
+            }
+            copy_match(out_next, arg, len, out_end);
+            out_next += len;
         }
     }
 out:
