@@ -914,6 +914,13 @@ decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len,
 #endif
 
 #ifdef GD_HAVE_AVX512_PATH
+static int gd_cpu_has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2") &&
+           __builtin_cpu_supports("popcnt");
+}
+
 GD_AVX512_TARGET static enum gdeflate_result
 decode_tile_avx512(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
                    size_t *actual_out, const char **reason)
@@ -921,6 +928,30 @@ decode_tile_avx512(struct gdeflate_decompressor *d, const void *in, size_t in_le
     return decode_tile(d, in, in_len, out, out_size, actual_out, reason, 1);
 }
 #endif
+
+enum gdeflate_result gd_decompress_tile_impl(struct gdeflate_decompressor *d, enum gd_tile_impl impl, const void *in,
+                                             size_t in_len, void *out, size_t out_size, size_t *actual_out,
+                                             const char **reason)
+{
+    *reason = "";
+    if (actual_out) *actual_out = 0;
+    switch (impl) {
+    case GD_IMPL_GENERIC: return decode_tile_generic(d, in, in_len, out, out_size, actual_out, reason);
+#ifdef GD_HAVE_BMI2_PATH
+    case GD_IMPL_BMI2:
+        if (!__builtin_cpu_supports("bmi2")) break;
+        return decode_tile_bmi2(d, in, in_len, out, out_size, actual_out, reason);
+#endif
+#ifdef GD_HAVE_AVX512_PATH
+    case GD_IMPL_AVX512:
+        if (!gd_cpu_has_avx512()) break;
+        return decode_tile_avx512(d, in, in_len, out, out_size, actual_out, reason);
+#endif
+    default: break;
+    }
+    *reason = "decoder implementation not available here";
+    return GDEFLATE_BAD_ARGUMENT;
+}
 
 enum gdeflate_result gdeflate_decompress_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len,
                                               void *out, size_t out_size, size_t *actual_out, const char **reason_out)
@@ -934,8 +965,7 @@ enum gdeflate_result gdeflate_decompress_tile(struct gdeflate_decompressor *d, c
         return GDEFLATE_BAD_ARGUMENT;
     }
 #ifdef GD_HAVE_AVX512_PATH
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2"))
+    if (gd_cpu_has_avx512())
         return decode_tile_avx512(d, in_buf, in_len, out, out_size, actual_out, reason);
 #endif
 #ifdef GD_HAVE_BMI2_PATH
