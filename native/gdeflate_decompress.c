@@ -379,7 +379,6 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
     const __m512i f_exc = _mm512_set1_epi64(E_EXCEPTIONAL);
     const __m512i f_sub = _mm512_set1_epi64(E_SUBTABLE);
     const __m512i f_lit = _mm512_set1_epi64(E_LITERAL);
-    const __m512i sixteen = _mm512_set1_epi64(16);
     const __m512i eight = _mm512_set1_epi64(8);
     uint64_t tok_len[32 + 8], tok_arg[32 + 8];
     enum gdeflate_result r = GDEFLATE_SUCCESS;
@@ -443,7 +442,7 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
          * and (1, byte) for a literal (matches are 3 or longer) */
         __m512i TL[4], TA[4];
         const __m512i pos_v = _mm512_set1_epi64((long long)(out_next - out_start));
-        __mmask8 hard = 0; /* a match this round is long, overlapping or reaches before the tile */
+        __mmask8 hard = 0; /* a match this round overlaps its source or reaches before the tile */
         for (unsigned g = 0; g < 4; g++) {
             __mmask8 km = (__mmask8)(match >> (8 * g));
             __m256i d32 = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), km, _mm512_and_si512(B[g], dist_mask), dt, 4);
@@ -467,35 +466,41 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
             A[g] = _mm512_sub_epi64(A[g], used);
             TL[g] = _mm512_mask_blend_epi64(km, one, V[g]);
             TA[g] = _mm512_mask_blend_epi64(km, V[g], D);
-            hard |= _mm512_mask_cmpgt_epu64_mask(km, V[g], sixteen) | _mm512_mask_cmplt_epu64_mask(km, D, eight) |
-                    _mm512_mask_cmpgt_epu64_mask(km, D, pos_v);
+            hard |= _mm512_mask_cmplt_epu64_mask(km, D, eight) | _mm512_mask_cmpgt_epu64_mask(km, D, pos_v);
         }
-        /* the round's tokens, densely in lane order */
-        unsigned count = 0;
+        /* The round's tokens by lane. Fixed slots, not compressed to consecutive ones: the
+         * writes below would otherwise load from addresses that depend on this round's masks,
+         * and the CPU, running those loads before the stores, keeps having to replay them. */
         for (unsigned g = 0; g < 4; g++) {
-            __mmask8 ka = (__mmask8)(act >> (8 * g));
-            _mm512_storeu_si512(tok_len + count, _mm512_maskz_compress_epi64(ka, TL[g]));
-            _mm512_storeu_si512(tok_arg + count, _mm512_maskz_compress_epi64(ka, TA[g]));
-            count += (unsigned)__builtin_popcount(ka);
+            _mm512_storeu_si512(tok_len + 8 * g, TL[g]);
+            _mm512_storeu_si512(tok_arg + 8 * g, TA[g]);
         }
         pend = match;
+        uint32_t m = act;
         if (GD_LIKELY(!hard && (size_t)(out_end - out_next) >= 32 * 16 + 16)) {
-            /* Every token is a literal or a match of at most 16 bytes from at least 8 back, and
-             * the tile has room for 16 bytes past all of them: one branch-free 16-byte copy per
-             * token. A literal copies its own token slot, whose first byte is the literal
-             * (little-endian; bytes after the literal are overwritten by what follows). */
-            for (unsigned t = 0; t < count; t++) {
+            /* No match this round is closer than 8 or reaches before the tile, and the tile has
+             * room for 16 bytes per token past the current one: every token starts with one
+             * branch-free 16-byte copy, a match from its source, a literal from its own token
+             * slot (little-endian: the literal, then bytes that what follows overwrites). Only
+             * matches longer than 16 (about one in twenty) branch, to copy the rest. */
+            for (; m; m &= m - 1) {
+                unsigned t = (unsigned)__builtin_ctz(m);
                 uint64_t len = tok_len[t], arg = tok_arg[t];
                 uintptr_t is_match = (uintptr_t)0 - (uintptr_t)(len != 1);
                 GD_OPAQUE(is_match);
                 uintptr_t src = (((uintptr_t)out_next - arg) & is_match) | ((uintptr_t)&tok_arg[t] & ~is_match);
                 gd_store64(out_next, gd_load64((const uint8_t *)src));
                 gd_store64(out_next + 8, gd_load64((const uint8_t *)src + 8));
+                if (GD_UNLIKELY(len > 16)) {
+                    /* keep room for 16 bytes per later token of the round, or finish it with care */
+                    if (GD_UNLIKELY((size_t)(out_end - out_next) < len + 32 * 16 + 16)) break;
+                    for (size_t i = 16; i < len; i += 8) gd_store64(out_next + i, gd_load64((const uint8_t *)src + i));
+                }
                 out_next += len;
             }
-            continue;
         }
-        for (unsigned t = 0; t < count; t++) {
+        for (; m; m &= m - 1) {
+            unsigned t = (unsigned)__builtin_ctz(m);
             size_t len = tok_len[t], arg = tok_arg[t];
             size_t room = (size_t)(out_end - out_next);
             if (len == 1) {
