@@ -82,14 +82,13 @@ const char *gdeflate_result_string(enum gdeflate_result r)
 
 /* ------------------------------------------------------------------ Huffman decode tables */
 
-static unsigned reverse_bits(unsigned code, unsigned len)
+/* The canonical successor of a `len`-bit codeword held bit-reversed: add one at bit len-1 and
+ * carry downwards. The last codeword (all ones) stays as it is; nothing follows it. */
+static inline unsigned next_reversed(unsigned code, unsigned len)
 {
-    unsigned r = 0;
-    for (unsigned i = 0; i < len; i++) {
-        r = (r << 1) | (code & 1);
-        code >>= 1;
-    }
-    return r;
+    unsigned bit = 1u << (len - 1);
+    while (code & bit) bit >>= 1;
+    return (code & (bit - 1)) | bit;
 }
 
 /*
@@ -127,25 +126,32 @@ static int build_table(uint32_t *table, unsigned capacity, const uint8_t *lens, 
         return 1;
     }
 
+    /*
+     * Complete code. Codewords are visited in canonical order with `code` held bit-reversed (the
+     * order the decoder peeks bits), which stays the same value when the length grows by one.
+     * Root part: while codewords of length len are placed only the first 2^len entries exist
+     * (each stands for every index with the same low len bits); going to len + 1 doubles the
+     * table by copying that half onto the next, so every entry is written once or by memcpy.
+     */
+    unsigned k = 0, code = 0, len = 1;
+    for (; len <= table_bits; len++) { /* table_bits <= max_len for every table here */
+        for (unsigned c = count[len]; c > 0; c--) {
+            table[code] = results[sorted[k++]] | len;
+            code = next_reversed(code, len);
+        }
+        if (len < table_bits) memcpy(table + (1u << len), table, sizeof(*table) << len);
+    }
+    /* Longer codewords: a pointer in the root entry of their first table_bits bits, and a
+     * subtable just big enough for the codewords that share them. */
     unsigned remaining[GD_MAX_CODEWORD_LEN + 1];
     memcpy(remaining, count, sizeof(remaining));
     unsigned next_free = 1u << table_bits;
     unsigned cur_prefix = ~0u, sub_start = 0, sub_bits = 0;
-    unsigned code = 0, prev_len = 0;
-    unsigned total = offsets[max_len + 1];
-    for (unsigned k = 0; k < total; k++) {
-        unsigned sym = sorted[k];
-        unsigned len = lens[sym];
-        if (k > 0) code = (code + 1) << (len - prev_len);
-        prev_len = len;
-        unsigned rev = reverse_bits(code, len);
-        uint32_t entry = results[sym];
-        if (len <= table_bits) {
-            for (unsigned i = rev; i < (1u << table_bits); i += 1u << len) table[i] = entry | len;
-        } else {
-            unsigned prefix = rev & ((1u << table_bits) - 1);
+    for (; len <= max_len; len++) {
+        for (unsigned c = count[len]; c > 0; c--) {
+            uint32_t entry = results[sorted[k++]];
+            unsigned prefix = code & ((1u << table_bits) - 1);
             if (prefix != cur_prefix) {
-                /* New subtable: just big enough for the codes that share this prefix. */
                 unsigned bits = len - table_bits;
                 int left = 1 << bits;
                 while (bits + table_bits < max_len) {
@@ -161,10 +167,11 @@ static int build_table(uint32_t *table, unsigned capacity, const uint8_t *lens, 
                 cur_prefix = prefix;
                 table[prefix] = E_EXCEPTIONAL | E_SUBTABLE | (sub_start << 16) | (sub_bits << 8) | table_bits;
             }
-            for (unsigned i = rev >> table_bits; i < (1u << sub_bits); i += 1u << (len - table_bits))
+            for (unsigned i = code >> table_bits; i < (1u << sub_bits); i += 1u << (len - table_bits))
                 table[sub_start + i] = entry | len;
+            remaining[len]--;
+            code = next_reversed(code, len);
         }
-        remaining[len]--;
     }
     return 1;
 }
