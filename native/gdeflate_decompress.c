@@ -352,14 +352,20 @@ static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8
     !defined(GD_DISABLE_AVX512)
 #define GD_HAVE_AVX512_PATH 1
 #include <immintrin.h>
-#define GD_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,bmi,bmi2,popcnt,lzcnt")))
+#define GD_AVX512_TARGET                                                                                         \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
+/* Hide a vector from the optimizer (keeps a load separate from the instruction using it). */
+#define GD_OPAQUE_V(v) __asm__("" : "+v"(v))
 
 /*
- * Whole rounds with the 32 lanes in four vectors of eight 64-bit bit buffers (the GPU decoder's
- * shape, without its threads). Per round: gather every active lane's literal/length entry, take
- * its bits, run all 32 refill checks at once (the word of a refilling lane is the next one after
- * those of the refilling lanes below it: an expand of consecutive words), then gather the
- * distances of the lanes that read a length. The round's tokens are then written in lane order.
+ * Whole rounds with the 32 lanes in vectors of 16 (the GPU decoder's shape, without its
+ * threads). A lane's 64-bit bit buffer is split into a low and a high 32-bit half; a step never
+ * takes more than 31 bits, so every field lies in the low half and a right shift of the buffer
+ * is one funnel shift (VBMI2) plus a shift of the high half.
+ * Per round: gather every active lane's literal/length entry, take its bits, run all 32 refill
+ * checks at once (the word of a refilling lane is the next one after those of the refilling
+ * lanes below it: an expand of consecutive words), then gather the distances of the lanes that
+ * read a length; then write the round's tokens in lane order.
  * It stops at a round boundary, with every lane's refill applied, before a round it cannot do
  * (fewer than 32 loadable words, end of block, undefined symbol); the caller does that round.
  * `buf`/`avail`/`pend` are the lane state in the caller's form; *base is the next word.
@@ -369,119 +375,119 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
               const uint32_t *lt, const uint32_t *dt, uint8_t **out_io, uint8_t *const out_start,
               uint8_t *const out_end, const char **reason)
 {
-    __m512i B[4], A[4];
-    for (unsigned g = 0; g < 4; g++) {
-        B[g] = _mm512_loadu_si512(buf + 8 * g);
-        A[g] = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(avail + 8 * g)));
+    uint32_t lo[32], hi[32];
+    for (unsigned L = 0; L < 32; L++) {
+        lo[L] = (uint32_t)buf[L];
+        hi[L] = (uint32_t)(buf[L] >> 32);
+    }
+    __m512i BL[2], BH[2], A[2];
+    for (unsigned h = 0; h < 2; h++) {
+        BL[h] = _mm512_loadu_si512(lo + 16 * h);
+        BH[h] = _mm512_loadu_si512(hi + 16 * h);
+        A[h] = _mm512_loadu_si512(avail + 16 * h);
     }
     uint32_t pend = *pend_io;
     const uint8_t *base = *base_io;
     uint8_t *out_next = *out_io;
-    const __m512i lit_mask = _mm512_set1_epi64((1u << LITLEN_TABLEBITS) - 1);
-    const __m512i dist_mask = _mm512_set1_epi64((1u << DIST_TABLEBITS) - 1);
-    const __m512i byte_mask = _mm512_set1_epi64(0xff);
-    const __m512i five_bits = _mm512_set1_epi64(31);
-    const __m512i one = _mm512_set1_epi64(1);
-    const __m512i v32 = _mm512_set1_epi64(32);
-    const __m512i f_exc = _mm512_set1_epi64(E_EXCEPTIONAL);
-    const __m512i f_sub = _mm512_set1_epi64(E_SUBTABLE);
-    const __m512i f_lit = _mm512_set1_epi64(E_LITERAL);
-    const __m512i eight = _mm512_set1_epi64(8);
-    uint64_t tok_len[32 + 8], tok_arg[32 + 8];
+    const __m512i lit_mask = _mm512_set1_epi32((1u << LITLEN_TABLEBITS) - 1);
+    const __m512i dist_mask = _mm512_set1_epi32((1u << DIST_TABLEBITS) - 1);
+    const __m512i byte_mask = _mm512_set1_epi32(0xff);
+    const __m512i five_bits = _mm512_set1_epi32(31);
+    const __m512i ones = _mm512_set1_epi32(-1);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i v32 = _mm512_set1_epi32(32);
+    const __m512i f_exc = _mm512_set1_epi32(E_EXCEPTIONAL);
+    const __m512i f_sub = _mm512_set1_epi32(E_SUBTABLE);
+    const __m512i f_lit = _mm512_set1_epi32(E_LITERAL);
+    const __m512i eight = _mm512_set1_epi32(8);
+    uint32_t tok_len[32 + 4], tok_arg[32 + 4];
     enum gdeflate_result r = GDEFLATE_SUCCESS;
+
+/* (v >> n) & ((1 << x) - 1) per lane, x <= 16 */
+#define GD_FIELD(v, n, x) _mm512_andnot_si512(_mm512_sllv_epi32(ones, (x)), _mm512_srlv_epi32((v), (n)))
+/* the lane buffers (BL[h], BH[h]) shifted right by `used` (< 32) */
+#define GD_DROP(h, used)                                                                                         \
+    do {                                                                                                         \
+        BL[h] = _mm512_shrdv_epi32(BL[h], BH[h], (used));                                                        \
+        BH[h] = _mm512_srlv_epi32(BH[h], (used));                                                                \
+        A[h] = _mm512_sub_epi32(A[h], (used));                                                                   \
+    } while (0)
 
     while (in_limit - base >= 4 * 31) {
         uint32_t act = ~pend;
-        __m256i e32[4];
-        __m512i E[4];
+        __m512i E[2];
         uint32_t exc = 0;
-        for (unsigned g = 0; g < 4; g++) {
-            __mmask8 ka = (__mmask8)(act >> (8 * g));
-            e32[g] = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), ka, _mm512_and_si512(B[g], lit_mask), lt, 4);
-            E[g] = _mm512_cvtepu32_epi64(e32[g]);
-            exc |= (uint32_t)_mm512_test_epi64_mask(E[g], f_exc) << (8 * g);
+        for (unsigned h = 0; h < 2; h++) {
+            __mmask16 ka = (__mmask16)(act >> (16 * h));
+            E[h] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ka, _mm512_and_si512(BL[h], lit_mask), lt, 4);
+            exc |= (uint32_t)_mm512_test_epi32_mask(E[h], f_exc) << (16 * h);
         }
         if (GD_UNLIKELY(exc)) {
             /* subtable pointers: one more gather; anything else exceptional ends vector work */
             exc = 0;
-            for (unsigned g = 0; g < 4; g++) {
-                __mmask8 ks = _mm512_test_epi64_mask(E[g], f_sub);
+            for (unsigned h = 0; h < 2; h++) {
+                __mmask16 ks = _mm512_test_epi32_mask(E[h], f_sub);
                 if (ks) {
-                    __m512i sub_bits = _mm512_and_si512(_mm512_srli_epi64(E[g], 8), five_bits);
-                    __m512i idx = _mm512_add_epi64(
-                        _mm512_srli_epi64(E[g], 16),
-                        _mm512_and_si512(_mm512_srli_epi64(B[g], LITLEN_TABLEBITS),
-                                         _mm512_sub_epi64(_mm512_sllv_epi64(one, sub_bits), one)));
-                    e32[g] = _mm512_mask_i64gather_epi32(e32[g], ks, idx, lt, 4);
-                    E[g] = _mm512_cvtepu32_epi64(e32[g]);
+                    __m512i idx = _mm512_add_epi32(
+                        _mm512_srli_epi32(E[h], 16),
+                        GD_FIELD(BL[h], _mm512_set1_epi32(LITLEN_TABLEBITS),
+                                 _mm512_and_si512(_mm512_srli_epi32(E[h], 8), five_bits)));
+                    E[h] = _mm512_mask_i32gather_epi32(E[h], ks, idx, lt, 4);
                 }
-                exc |= (uint32_t)_mm512_test_epi64_mask(E[g], f_exc) << (8 * g);
+                exc |= (uint32_t)_mm512_test_epi32_mask(E[h], f_exc) << (16 * h);
             }
             if (exc) break;
         }
         /* literal/length: value = base (or the literal byte) + extra bits; take n + x bits */
-        __m512i V[4];
+        __m512i V[2];
         uint32_t match = 0, need = 0;
-        for (unsigned g = 0; g < 4; g++) {
-            __m512i n = _mm512_and_si512(E[g], byte_mask);
-            __m512i x = _mm512_and_si512(_mm512_srli_epi64(E[g], 8), five_bits);
-            __m512i extra = _mm512_and_si512(_mm512_srlv_epi64(B[g], n),
-                                             _mm512_sub_epi64(_mm512_sllv_epi64(one, x), one));
-            V[g] = _mm512_add_epi64(_mm512_srli_epi64(E[g], 16), extra);
-            __m512i used = _mm512_add_epi64(n, x);
-            B[g] = _mm512_srlv_epi64(B[g], used);
-            A[g] = _mm512_sub_epi64(A[g], used);
-            __mmask8 ka = (__mmask8)(act >> (8 * g));
-            match |= (uint32_t)_mm512_mask_testn_epi64_mask(ka, E[g], f_lit) << (8 * g);
-            need |= (uint32_t)_mm512_cmplt_epu64_mask(A[g], v32) << (8 * g);
+        for (unsigned h = 0; h < 2; h++) {
+            __m512i n = _mm512_and_si512(E[h], byte_mask);
+            __m512i x = _mm512_and_si512(_mm512_srli_epi32(E[h], 8), five_bits);
+            V[h] = _mm512_add_epi32(_mm512_srli_epi32(E[h], 16), GD_FIELD(BL[h], n, x));
+            GD_DROP(h, _mm512_add_epi32(n, x));
+            __mmask16 ka = (__mmask16)(act >> (16 * h));
+            match |= (uint32_t)_mm512_mask_testn_epi32_mask(ka, E[h], f_lit) << (16 * h);
+            need |= (uint32_t)_mm512_cmplt_epu32_mask(A[h], v32) << (16 * h);
         }
-        /* every lane's refill check of this round, in lane order */
+        /* every lane's refill check of this round, in lane order; a refilling lane holds fewer
+         * than 32 bits, all in the low half, so the word straddles the two halves at A */
         unsigned off = 0;
-        for (unsigned g = 0; g < 4; g++) {
-            __mmask8 kn = (__mmask8)(need >> (8 * g));
-            __m256i w = _mm256_maskz_expand_epi32(kn, _mm256_loadu_si256((const __m256i *)(base + 4 * off)));
-            B[g] = _mm512_or_si512(B[g], _mm512_sllv_epi64(_mm512_cvtepu32_epi64(w), A[g]));
-            A[g] = _mm512_mask_add_epi64(A[g], kn, A[g], v32);
+        for (unsigned h = 0; h < 2; h++) {
+            __mmask16 kn = (__mmask16)(need >> (16 * h));
+            __m512i w = _mm512_loadu_si512(base + 4 * off);
+            GD_OPAQUE_V(w); /* register expand: the memory form is slower */
+            w = _mm512_maskz_expand_epi32(kn, w);
+            BL[h] = _mm512_or_si512(BL[h], _mm512_sllv_epi32(w, A[h]));
+            BH[h] = _mm512_or_si512(BH[h], _mm512_srlv_epi32(w, _mm512_sub_epi32(v32, A[h])));
+            A[h] = _mm512_mask_add_epi32(A[h], kn, A[h], v32);
             off += (unsigned)__builtin_popcount(kn);
         }
         base += 4 * off;
         /* distances of the lanes that read a length; each token as (length, dist) for a match
          * and (1, byte) for a literal (matches are 3 or longer) */
-        __m512i TL[4], TA[4];
-        const __m512i pos_v = _mm512_set1_epi64((long long)(out_next - out_start));
-        __mmask8 hard = 0; /* a match this round overlaps its source or reaches before the tile */
-        for (unsigned g = 0; g < 4; g++) {
-            __mmask8 km = (__mmask8)(match >> (8 * g));
-            __m256i d32 = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), km, _mm512_and_si512(B[g], dist_mask), dt, 4);
-            __m512i DE = _mm512_cvtepu32_epi64(d32);
-            __mmask8 ks = _mm512_test_epi64_mask(DE, f_sub);
+        const __m512i pos_v = _mm512_set1_epi32((int)(out_next - out_start));
+        __mmask16 hard = 0; /* a match this round overlaps its source or reaches before the tile */
+        for (unsigned h = 0; h < 2; h++) {
+            __mmask16 km = (__mmask16)(match >> (16 * h));
+            __m512i DE = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, _mm512_and_si512(BL[h], dist_mask), dt, 4);
+            __mmask16 ks = _mm512_test_epi32_mask(DE, f_sub);
             if (GD_UNLIKELY(ks)) {
-                __m512i sub_bits = _mm512_and_si512(_mm512_srli_epi64(DE, 8), five_bits);
-                __m512i idx = _mm512_add_epi64(
-                    _mm512_srli_epi64(DE, 16), _mm512_and_si512(_mm512_srli_epi64(B[g], DIST_TABLEBITS),
-                                                                _mm512_sub_epi64(_mm512_sllv_epi64(one, sub_bits), one)));
-                d32 = _mm512_mask_i64gather_epi32(d32, ks, idx, dt, 4);
-                DE = _mm512_cvtepu32_epi64(d32);
+                __m512i idx = _mm512_add_epi32(_mm512_srli_epi32(DE, 16),
+                                               GD_FIELD(BL[h], _mm512_set1_epi32(DIST_TABLEBITS),
+                                                        _mm512_and_si512(_mm512_srli_epi32(DE, 8), five_bits)));
+                DE = _mm512_mask_i32gather_epi32(DE, ks, idx, dt, 4);
             }
             __m512i n = _mm512_and_si512(DE, byte_mask);
-            __m512i x = _mm512_and_si512(_mm512_srli_epi64(DE, 8), five_bits);
-            __m512i extra = _mm512_and_si512(_mm512_srlv_epi64(B[g], n),
-                                             _mm512_sub_epi64(_mm512_sllv_epi64(one, x), one));
-            __m512i D = _mm512_add_epi64(_mm512_srli_epi64(DE, 16), extra);
-            __m512i used = _mm512_add_epi64(n, x);
-            B[g] = _mm512_srlv_epi64(B[g], used);
-            A[g] = _mm512_sub_epi64(A[g], used);
-            TL[g] = _mm512_mask_blend_epi64(km, one, V[g]);
-            TA[g] = _mm512_mask_blend_epi64(km, V[g], D);
-            hard |= _mm512_mask_cmplt_epu64_mask(km, D, eight) | _mm512_mask_cmpgt_epu64_mask(km, D, pos_v);
+            __m512i x = _mm512_and_si512(_mm512_srli_epi32(DE, 8), five_bits);
+            __m512i D = _mm512_add_epi32(_mm512_srli_epi32(DE, 16), GD_FIELD(BL[h], n, x));
+            GD_DROP(h, _mm512_add_epi32(n, x));
+            _mm512_storeu_si512(tok_len + 16 * h, _mm512_mask_blend_epi32(km, one, V[h]));
+            _mm512_storeu_si512(tok_arg + 16 * h, _mm512_mask_blend_epi32(km, V[h], D));
+            hard |= _mm512_mask_cmplt_epu32_mask(km, D, eight) | _mm512_mask_cmpgt_epu32_mask(km, D, pos_v);
         }
-        /* The round's tokens by lane. Fixed slots, not compressed to consecutive ones: the
-         * writes below would otherwise load from addresses that depend on this round's masks,
-         * and the CPU, running those loads before the stores, keeps having to replay them. */
-        for (unsigned g = 0; g < 4; g++) {
-            _mm512_storeu_si512(tok_len + 8 * g, TL[g]);
-            _mm512_storeu_si512(tok_arg + 8 * g, TA[g]);
-        }
+#undef GD_FIELD
+#undef GD_DROP
         pend = match;
         uint32_t m = act;
         if (GD_LIKELY(!hard && (size_t)(out_end - out_next) >= 32 * 16 + 16)) {
@@ -534,10 +540,12 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
         }
     }
 out:
-    for (unsigned g = 0; g < 4; g++) {
-        _mm512_storeu_si512(buf + 8 * g, B[g]);
-        _mm256_storeu_si256((__m256i *)(avail + 8 * g), _mm512_cvtepi64_epi32(A[g]));
+    for (unsigned h = 0; h < 2; h++) {
+        _mm512_storeu_si512(lo + 16 * h, BL[h]);
+        _mm512_storeu_si512(hi + 16 * h, BH[h]);
+        _mm512_storeu_si512(avail + 16 * h, A[h]);
     }
+    for (unsigned L = 0; L < 32; L++) buf[L] = (uint64_t)hi[L] << 32 | lo[L];
     *pend_io = pend;
     *base_io = base;
     *out_io = out_next;
@@ -929,7 +937,8 @@ decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len,
 static int gd_cpu_has_avx512(void)
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi2") &&
            __builtin_cpu_supports("popcnt");
 }
 
