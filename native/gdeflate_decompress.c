@@ -346,16 +346,79 @@ static inline void copy_match(uint8_t *dst, size_t dist, size_t len, const uint8
     while (dst < end) *dst++ = *src++;
 }
 
-/* ------------------------------------------------------------------ AVX-512 rounds */
+/* ------------------------------------------------------------------ vector rounds (x86-64) */
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GD_DISABLE_BMI2) &&              \
-    !defined(GD_DISABLE_AVX512)
-#define GD_HAVE_AVX512_PATH 1
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GD_DISABLE_BMI2)
+#define GD_HAVE_VECTOR_ROUNDS 1
 #include <immintrin.h>
-#define GD_AVX512_TARGET                                                                                         \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
 /* Hide a vector from the optimizer (keeps a load separate from the instruction using it). */
 #define GD_OPAQUE_V(v) __asm__("" : "+v"(v))
+
+/*
+ * Write one round's tokens (lanes in `act`, in lane order) from the per-lane slots filled by a
+ * vector round: tok_len[L] = 1 and tok_arg[L] = the byte for a literal, or a match's length and
+ * distance (matches are 3 or longer). `hard`: a match of the round is closer than 8 bytes or its
+ * distance exceeds the output so far at the round's start.
+ */
+static inline __attribute__((always_inline)) enum gdeflate_result
+write_round(uint32_t act, int hard, const uint32_t *tok_len, const uint32_t *tok_arg, uint8_t **out_io,
+            uint8_t *const out_start, uint8_t *const out_end, const char **reason)
+{
+    uint8_t *out_next = *out_io;
+    uint32_t m = act;
+    if (GD_LIKELY(!hard && (size_t)(out_end - out_next) >= 32 * 16 + 16)) {
+        /* No match this round is closer than 8 or reaches before the tile, and the tile has
+         * room for 16 bytes per token past the current one: every token starts with one
+         * branch-free 16-byte copy, a match from its source, a literal from its own token
+         * slot (little-endian: the literal, then bytes that what follows overwrites). Only
+         * matches longer than 16 (about one in twenty) branch, to copy the rest. */
+        for (; m; m &= m - 1) {
+            unsigned t = (unsigned)__builtin_ctz(m);
+            uint64_t len = tok_len[t], arg = tok_arg[t];
+            uintptr_t is_match = (uintptr_t)0 - (uintptr_t)(len != 1);
+            GD_OPAQUE(is_match);
+            uintptr_t src = (((uintptr_t)out_next - arg) & is_match) | ((uintptr_t)&tok_arg[t] & ~is_match);
+            gd_store64(out_next, gd_load64((const uint8_t *)src));
+            gd_store64(out_next + 8, gd_load64((const uint8_t *)src + 8));
+            if (GD_UNLIKELY(len > 16)) {
+                /* keep room for 16 bytes per later token of the round, or finish it with care */
+                if (GD_UNLIKELY((size_t)(out_end - out_next) < len + 32 * 16 + 16)) break;
+                for (size_t i = 16; i < len; i += 8) gd_store64(out_next + i, gd_load64((const uint8_t *)src + i));
+            }
+            out_next += len;
+        }
+    }
+    for (; m; m &= m - 1) {
+        unsigned t = (unsigned)__builtin_ctz(m);
+        size_t len = tok_len[t], arg = tok_arg[t];
+        size_t room = (size_t)(out_end - out_next);
+        if (len == 1) {
+            if (GD_UNLIKELY(room == 0)) {
+                *reason = "literal overflows the tile";
+                return GDEFLATE_BAD_DATA;
+            }
+            *out_next++ = (uint8_t)arg;
+            continue;
+        }
+        if (GD_UNLIKELY(arg > (size_t)(out_next - out_start))) {
+            *reason = "match distance reaches before the tile";
+            return GDEFLATE_BAD_DATA;
+        }
+        if (GD_UNLIKELY(len > room)) {
+            *reason = "match overflows the tile";
+            return GDEFLATE_BAD_DATA;
+        }
+        copy_match(out_next, arg, len, out_end);
+        out_next += len;
+    }
+    *out_io = out_next;
+    return GDEFLATE_SUCCESS;
+}
+
+#ifndef GD_DISABLE_AVX512
+#define GD_HAVE_AVX512_PATH 1
+#define GD_AVX512_TARGET                                                                                         \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
 
 /*
  * Whole rounds with the 32 lanes in vectors of 16 (the GPU decoder's shape, without its
@@ -489,55 +552,8 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
 #undef GD_FIELD
 #undef GD_DROP
         pend = match;
-        uint32_t m = act;
-        if (GD_LIKELY(!hard && (size_t)(out_end - out_next) >= 32 * 16 + 16)) {
-            /* No match this round is closer than 8 or reaches before the tile, and the tile has
-             * room for 16 bytes per token past the current one: every token starts with one
-             * branch-free 16-byte copy, a match from its source, a literal from its own token
-             * slot (little-endian: the literal, then bytes that what follows overwrites). Only
-             * matches longer than 16 (about one in twenty) branch, to copy the rest. */
-            for (; m; m &= m - 1) {
-                unsigned t = (unsigned)__builtin_ctz(m);
-                uint64_t len = tok_len[t], arg = tok_arg[t];
-                uintptr_t is_match = (uintptr_t)0 - (uintptr_t)(len != 1);
-                GD_OPAQUE(is_match);
-                uintptr_t src = (((uintptr_t)out_next - arg) & is_match) | ((uintptr_t)&tok_arg[t] & ~is_match);
-                gd_store64(out_next, gd_load64((const uint8_t *)src));
-                gd_store64(out_next + 8, gd_load64((const uint8_t *)src + 8));
-                if (GD_UNLIKELY(len > 16)) {
-                    /* keep room for 16 bytes per later token of the round, or finish it with care */
-                    if (GD_UNLIKELY((size_t)(out_end - out_next) < len + 32 * 16 + 16)) break;
-                    for (size_t i = 16; i < len; i += 8) gd_store64(out_next + i, gd_load64((const uint8_t *)src + i));
-                }
-                out_next += len;
-            }
-        }
-        for (; m; m &= m - 1) {
-            unsigned t = (unsigned)__builtin_ctz(m);
-            size_t len = tok_len[t], arg = tok_arg[t];
-            size_t room = (size_t)(out_end - out_next);
-            if (len == 1) {
-                if (GD_UNLIKELY(room == 0)) {
-                    *reason = "literal overflows the tile";
-                    r = GDEFLATE_BAD_DATA;
-                    goto out;
-                }
-                *out_next++ = (uint8_t)arg;
-                continue;
-            }
-            if (GD_UNLIKELY(arg > (size_t)(out_next - out_start))) {
-                *reason = "match distance reaches before the tile";
-                r = GDEFLATE_BAD_DATA;
-                goto out;
-            }
-            if (GD_UNLIKELY(len > room)) {
-                *reason = "match overflows the tile";
-                r = GDEFLATE_BAD_DATA;
-                goto out;
-            }
-            copy_match(out_next, arg, len, out_end);
-            out_next += len;
-        }
+        r = write_round(act, hard != 0, tok_len, tok_arg, &out_next, out_start, out_end, reason);
+        if (r != GDEFLATE_SUCCESS) goto out;
     }
 out:
     for (unsigned h = 0; h < 2; h++) {
@@ -551,6 +567,170 @@ out:
     *out_io = out_next;
     return r;
 }
+#endif /* GD_DISABLE_AVX512 */
+
+#ifndef GD_DISABLE_AVX2
+#define GD_HAVE_AVX2_PATH 1
+#define GD_AVX2_TARGET __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt")))
+
+/* all ones in the lanes whose bit is set in `bits` (8 lanes) */
+GD_AVX2_TARGET static inline __m256i avx2_lanes(unsigned bits)
+{
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), sel), sel);
+}
+
+/* one bit per lane that is not zero */
+GD_AVX2_TARGET static inline unsigned avx2_nonzero(__m256i v)
+{
+    return ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()))) & 0xffu;
+}
+
+/*
+ * The same rounds as rounds_avx512 for AVX2 CPUs: four vectors of 8 lanes, 32-bit halves; the
+ * funnel shift is two shifts and an or, the expand a permute by each lane's rank among the
+ * refilling lanes (a popcount of the lanes below it, by nibble lookup), masks are vectors.
+ */
+GD_AVX2_TARGET static enum gdeflate_result
+rounds_avx2(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t **base_io, const uint8_t *in_limit,
+            const uint32_t *lt, const uint32_t *dt, uint8_t **out_io, uint8_t *const out_start,
+            uint8_t *const out_end, const char **reason)
+{
+    uint32_t lo[32], hi[32];
+    for (unsigned L = 0; L < 32; L++) {
+        lo[L] = (uint32_t)buf[L];
+        hi[L] = (uint32_t)(buf[L] >> 32);
+    }
+    __m256i BL[4], BH[4], A[4];
+    for (unsigned g = 0; g < 4; g++) {
+        BL[g] = _mm256_loadu_si256((const __m256i *)(lo + 8 * g));
+        BH[g] = _mm256_loadu_si256((const __m256i *)(hi + 8 * g));
+        A[g] = _mm256_loadu_si256((const __m256i *)(avail + 8 * g));
+    }
+    uint32_t pend = *pend_io;
+    const uint8_t *base = *base_io;
+    uint8_t *out_next = *out_io;
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lit_mask = _mm256_set1_epi32((1u << LITLEN_TABLEBITS) - 1);
+    const __m256i dist_mask = _mm256_set1_epi32((1u << DIST_TABLEBITS) - 1);
+    const __m256i byte_mask = _mm256_set1_epi32(0xff);
+    const __m256i five_bits = _mm256_set1_epi32(31);
+    const __m256i ones = _mm256_set1_epi32(-1);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i v32 = _mm256_set1_epi32(32);
+    const __m256i f_exc = _mm256_set1_epi32(E_EXCEPTIONAL);
+    const __m256i f_sub = _mm256_set1_epi32(E_SUBTABLE);
+    const __m256i f_lit = _mm256_set1_epi32(E_LITERAL);
+    const __m256i eight = _mm256_set1_epi32(8);
+    const __m256i below = _mm256_setr_epi32(0, 1, 3, 7, 15, 31, 63, 127);
+    const __m256i nibble_count = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                                                  1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+    uint32_t tok_len[32 + 4], tok_arg[32 + 4];
+    enum gdeflate_result r = GDEFLATE_SUCCESS;
+
+#define GD_FIELD8(v, n, x) _mm256_andnot_si256(_mm256_sllv_epi32(ones, (x)), _mm256_srlv_epi32((v), (n)))
+#define GD_DROP8(g, used)                                                                                        \
+    do {                                                                                                         \
+        __m256i u_ = (used);                                                                                     \
+        BL[g] = _mm256_or_si256(_mm256_srlv_epi32(BL[g], u_), _mm256_sllv_epi32(BH[g], _mm256_sub_epi32(v32, u_))); \
+        BH[g] = _mm256_srlv_epi32(BH[g], u_);                                                                    \
+        A[g] = _mm256_sub_epi32(A[g], u_);                                                                       \
+    } while (0)
+
+    while (in_limit - base >= 4 * 31) {
+        uint32_t act = ~pend;
+        __m256i E[4];
+        uint32_t exc = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            E[g] = _mm256_mask_i32gather_epi32(zero, (const int *)lt, _mm256_and_si256(BL[g], lit_mask),
+                                               avx2_lanes((act >> (8 * g)) & 0xff), 4);
+            exc |= avx2_nonzero(_mm256_and_si256(E[g], f_exc)) << (8 * g);
+        }
+        if (GD_UNLIKELY(exc)) {
+            exc = 0;
+            for (unsigned g = 0; g < 4; g++) {
+                unsigned ks = avx2_nonzero(_mm256_and_si256(E[g], f_sub));
+                if (ks) {
+                    __m256i idx = _mm256_add_epi32(
+                        _mm256_srli_epi32(E[g], 16),
+                        GD_FIELD8(BL[g], _mm256_set1_epi32(LITLEN_TABLEBITS),
+                                  _mm256_and_si256(_mm256_srli_epi32(E[g], 8), five_bits)));
+                    E[g] = _mm256_mask_i32gather_epi32(E[g], (const int *)lt, idx, avx2_lanes(ks), 4);
+                }
+                exc |= avx2_nonzero(_mm256_and_si256(E[g], f_exc)) << (8 * g);
+            }
+            if (exc) break;
+        }
+        __m256i V[4];
+        uint32_t match = 0, need = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __m256i n = _mm256_and_si256(E[g], byte_mask);
+            __m256i x = _mm256_and_si256(_mm256_srli_epi32(E[g], 8), five_bits);
+            V[g] = _mm256_add_epi32(_mm256_srli_epi32(E[g], 16), GD_FIELD8(BL[g], n, x));
+            GD_DROP8(g, _mm256_add_epi32(n, x));
+            unsigned lit = avx2_nonzero(_mm256_and_si256(E[g], f_lit));
+            match |= (((act >> (8 * g)) & 0xffu) & ~lit) << (8 * g);
+            need |= (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(v32, A[g]))) << (8 * g);
+        }
+        unsigned off = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            unsigned kn = (need >> (8 * g)) & 0xff;
+            /* rank of each lane among the refilling ones = popcount of the refilling lanes below it */
+            __m256i lower = _mm256_and_si256(_mm256_set1_epi32((int)kn), below);
+            __m256i rank = _mm256_add_epi8(
+                _mm256_shuffle_epi8(nibble_count, _mm256_and_si256(lower, low_nibble)),
+                _mm256_shuffle_epi8(nibble_count, _mm256_and_si256(_mm256_srli_epi32(lower, 4), low_nibble)));
+            __m256i w = _mm256_loadu_si256((const __m256i *)(base + 4 * off));
+            __m256i kv = avx2_lanes(kn);
+            w = _mm256_and_si256(_mm256_permutevar8x32_epi32(w, rank), kv);
+            BL[g] = _mm256_or_si256(BL[g], _mm256_sllv_epi32(w, A[g]));
+            BH[g] = _mm256_or_si256(BH[g], _mm256_srlv_epi32(w, _mm256_sub_epi32(v32, A[g])));
+            A[g] = _mm256_add_epi32(A[g], _mm256_and_si256(v32, kv));
+            off += (unsigned)__builtin_popcount(kn);
+        }
+        base += 4 * off;
+        const __m256i pos_v = _mm256_set1_epi32((int)(out_next - out_start));
+        unsigned hard = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __m256i kmv = avx2_lanes((match >> (8 * g)) & 0xff);
+            __m256i DE = _mm256_mask_i32gather_epi32(zero, (const int *)dt, _mm256_and_si256(BL[g], dist_mask), kmv, 4);
+            unsigned ks = avx2_nonzero(_mm256_and_si256(DE, f_sub));
+            if (GD_UNLIKELY(ks)) {
+                __m256i idx = _mm256_add_epi32(_mm256_srli_epi32(DE, 16),
+                                               GD_FIELD8(BL[g], _mm256_set1_epi32(DIST_TABLEBITS),
+                                                         _mm256_and_si256(_mm256_srli_epi32(DE, 8), five_bits)));
+                DE = _mm256_mask_i32gather_epi32(DE, (const int *)dt, idx, avx2_lanes(ks), 4);
+            }
+            __m256i n = _mm256_and_si256(DE, byte_mask);
+            __m256i x = _mm256_and_si256(_mm256_srli_epi32(DE, 8), five_bits);
+            __m256i D = _mm256_add_epi32(_mm256_srli_epi32(DE, 16), GD_FIELD8(BL[g], n, x));
+            GD_DROP8(g, _mm256_add_epi32(n, x));
+            _mm256_storeu_si256((__m256i *)(tok_len + 8 * g), _mm256_blendv_epi8(one, V[g], kmv));
+            _mm256_storeu_si256((__m256i *)(tok_arg + 8 * g), _mm256_blendv_epi8(V[g], D, kmv));
+            /* distances are at most 65536 and positions below 65536, so signed compares do */
+            __m256i bad = _mm256_and_si256(kmv, _mm256_or_si256(_mm256_cmpgt_epi32(eight, D), _mm256_cmpgt_epi32(D, pos_v)));
+            hard |= (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(bad));
+        }
+#undef GD_FIELD8
+#undef GD_DROP8
+        pend = match;
+        r = write_round(act, hard != 0, tok_len, tok_arg, &out_next, out_start, out_end, reason);
+        if (r != GDEFLATE_SUCCESS) goto out;
+    }
+out:
+    for (unsigned g = 0; g < 4; g++) {
+        _mm256_storeu_si256((__m256i *)(lo + 8 * g), BL[g]);
+        _mm256_storeu_si256((__m256i *)(hi + 8 * g), BH[g]);
+        _mm256_storeu_si256((__m256i *)(avail + 8 * g), A[g]);
+    }
+    for (unsigned L = 0; L < 32; L++) buf[L] = (uint64_t)hi[L] << 32 | lo[L];
+    *pend_io = pend;
+    *base_io = base;
+    *out_io = out_next;
+    return r;
+}
+#endif /* GD_DISABLE_AVX2 */
 #endif
 
 /* The tile decoder proper; compiled twice (below) so x86-64 CPUs with BMI2 get flag-free
@@ -710,7 +890,7 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
             const uint8_t *base = in_next, *prev_base = in_next;
             int vec_ready = 1; /* the vector rounds may run (not right after they stopped) */
             for (;;) {
-#ifdef GD_HAVE_AVX512_PATH
+#ifdef GD_HAVE_VECTOR_ROUNDS
                 if (vec && vec_ready && in.limit - base >= 4 * 31) {
                     for (uint32_t m = lazy; m; m &= m - 1) {
                         unsigned P = (unsigned)__builtin_ctz(m);
@@ -718,8 +898,17 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
                                   << avail[P];
                         avail[P] += 32;
                     }
-                    enum gdeflate_result vr =
-                        rounds_avx512(buf, avail, &pend, &base, in.limit, lt, dt, &out_next, out_start, out_end, reason);
+                    enum gdeflate_result vr = GDEFLATE_SUCCESS;
+#ifdef GD_HAVE_AVX512_PATH
+                    if (vec == 1)
+                        vr = rounds_avx512(buf, avail, &pend, &base, in.limit, lt, dt, &out_next, out_start, out_end,
+                                           reason);
+#endif
+#ifdef GD_HAVE_AVX2_PATH
+                    if (vec == 2)
+                        vr = rounds_avx2(buf, avail, &pend, &base, in.limit, lt, dt, &out_next, out_start, out_end,
+                                         reason);
+#endif
                     if (vr != GDEFLATE_SUCCESS) return vr;
                     /* back to this loop's form: nothing owed, pn from the skipping lanes' counts */
                     lazy = 0;
@@ -942,6 +1131,20 @@ decode_tile_bmi2(struct gdeflate_decompressor *d, const void *in, size_t in_len,
 }
 #endif
 
+#ifdef GD_HAVE_AVX2_PATH
+static int gd_cpu_has_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+}
+
+GD_AVX2_TARGET static enum gdeflate_result
+decode_tile_avx2(struct gdeflate_decompressor *d, const void *in, size_t in_len, void *out, size_t out_size,
+                 size_t *actual_out, const char **reason)
+{
+    return decode_tile(d, in, in_len, out, out_size, actual_out, reason, 2, 1);
+}
+#endif
+
 #ifdef GD_HAVE_AVX512_PATH
 static int gd_cpu_has_avx512(void)
 {
@@ -972,6 +1175,11 @@ enum gdeflate_result gd_decompress_tile_impl(struct gdeflate_decompressor *d, en
         if (!__builtin_cpu_supports("bmi2")) break;
         return decode_tile_bmi2(d, in, in_len, out, out_size, actual_out, reason);
 #endif
+#ifdef GD_HAVE_AVX2_PATH
+    case GD_IMPL_AVX2:
+        if (!gd_cpu_has_avx2()) break;
+        return decode_tile_avx2(d, in, in_len, out, out_size, actual_out, reason);
+#endif
 #ifdef GD_HAVE_AVX512_PATH
     case GD_IMPL_AVX512:
         if (!gd_cpu_has_avx512()) break;
@@ -997,6 +1205,9 @@ enum gdeflate_result gdeflate_decompress_tile(struct gdeflate_decompressor *d, c
 #ifdef GD_HAVE_AVX512_PATH
     if (gd_cpu_has_avx512())
         return decode_tile_avx512(d, in_buf, in_len, out, out_size, actual_out, reason);
+#endif
+#ifdef GD_HAVE_AVX2_PATH
+    if (gd_cpu_has_avx2()) return decode_tile_avx2(d, in_buf, in_len, out, out_size, actual_out, reason);
 #endif
 #ifdef GD_HAVE_BMI2_PATH
     if (__builtin_cpu_supports("bmi2"))

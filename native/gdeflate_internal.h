@@ -85,7 +85,7 @@ int gd_run_workers(void *(*worker)(void *), void *job, unsigned n);
 
 /* The tile decoder's builds, for tests that hold them against each other (the public entry
  * points pick the fastest one the CPU supports). */
-enum gd_tile_impl { GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX512 };
+enum gd_tile_impl { GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX2, GD_IMPL_AVX512 };
 /* As gdeflate_decompress_tile with one build; BAD_ARGUMENT when it is not in this binary or the
  * CPU lacks its instructions. */
 enum gdeflate_result gd_decompress_tile_impl(struct gdeflate_decompressor *d, enum gd_tile_impl impl, const void *in,

@@ -6,7 +6,7 @@
  * redzones would not see it. Views of each input: a whole tile stream (single- and multi-threaded),
  * a bare tile, and raw data for the encoder at a level picked by the first byte. Whatever decodes
  * must re-encode and decode to the same bytes; whatever is encoded must decode to itself. Every
- * tile is also decoded by each build of the tile decoder this CPU can run (generic, BMI2,
+ * tile is also decoded by each build of the tile decoder this CPU can run (generic, BMI2, AVX2,
  * AVX-512): they must agree on the result, the reason, the length and the bytes.
  */
 #include <stdint.h>
@@ -47,7 +47,7 @@ static struct gdeflate_decompressor *dec;
 /* Decode one tile with every available build; any disagreement is a bug in one of them. */
 static void diff_tile(const uint8_t *tile, size_t len, size_t out_size)
 {
-    static const enum gd_tile_impl impls[] = {GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX512};
+    static const enum gd_tile_impl impls[] = {GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX2, GD_IMPL_AVX512};
     struct guarded ref, cur;
     if (guarded_alloc(&ref, out_size) < 0) return;
     if (guarded_alloc(&cur, out_size) < 0) {
