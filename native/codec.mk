@@ -1,5 +1,5 @@
 # GDeflate codec: native round-trip/corpus test (ASan+UBSan) and the decoder's libFuzzer target.
-TESTS += test_gdeflate test_gdeflate_avx2 test_gdeflate_scalar test_gdeflate_generic
+TESTS += test_gdeflate test_gdeflate_avx2 test_gdeflate_scalar test_gdeflate_generic test_gdeflate_builds
 FUZZERS += fuzz_gdeflate_decompress
 
 GDEFLATE_SRC := gdeflate_decompress.c gdeflate_compress.c
@@ -23,6 +23,11 @@ $(OUT)/test_gdeflate_scalar: tests/test_gdeflate.c $(GDEFLATE_DEPS)
 $(OUT)/test_gdeflate_generic: tests/test_gdeflate.c $(GDEFLATE_DEPS)
 	@mkdir -p $(OUT)
 	$(CC) $(CFLAGS_TEST) -DGD_DISABLE_BMI2 -o $@ tests/test_gdeflate.c $(GDEFLATE_SRC) -lpthread
+
+# every build of the tile decoder against the generic one on real, cut, resized and bit-flipped tiles
+$(OUT)/test_gdeflate_builds: tests/test_gdeflate_builds.c $(GDEFLATE_DEPS)
+	@mkdir -p $(OUT)
+	$(CC) $(CFLAGS_TEST) -o $@ tests/test_gdeflate_builds.c $(GDEFLATE_SRC) -lpthread
 
 $(OUT)/fuzz_gdeflate_decompress: fuzz/fuzz_gdeflate_decompress.c $(GDEFLATE_DEPS)
 	@mkdir -p $(OUT)
