@@ -83,11 +83,13 @@ const char *gdeflate_result_string(enum gdeflate_result r)
 /* ------------------------------------------------------------------ Huffman decode tables */
 
 /* The canonical successor of a `len`-bit codeword held bit-reversed: add one at bit len-1 and
- * carry downwards. The last codeword (all ones) stays as it is; nothing follows it. */
+ * carry downwards, i.e. set the highest clear bit below len and clear the bits above it. Branch
+ * free (a loop here mispredicted on most symbols); the last codeword (all ones) has no successor
+ * and gets an unused value. */
 static inline unsigned next_reversed(unsigned code, unsigned len)
 {
-    unsigned bit = 1u << (len - 1);
-    while (code & bit) bit >>= 1;
+    unsigned clear = (~code & ((1u << len) - 1)) | 1u;
+    unsigned bit = 1u << (31 - __builtin_clz(clear));
     return (code & (bit - 1)) | bit;
 }
 
@@ -100,19 +102,42 @@ static inline unsigned next_reversed(unsigned code, unsigned len)
 static int build_table(uint32_t *table, unsigned capacity, const uint8_t *lens, unsigned num_syms,
                        const uint32_t *results, unsigned table_bits, unsigned max_len)
 {
-    unsigned count[GD_MAX_CODEWORD_LEN + 1] = {0};
-    unsigned offsets[GD_MAX_CODEWORD_LEN + 2];
+    /*
+     * Count the lengths and sort the symbols by (length, symbol). Both touch one counter per
+     * symbol, and runs of equal lengths would chain those updates through memory; the alphabet
+     * is cut in four quarters, walked interleaved, each with its own counters: four independent
+     * chains. Unused symbols (length 0) are sorted after the used ones. Lengths are at most
+     * GD_MAX_CODEWORD_LEN (4-bit values from the precode).
+     */
+    enum { QUARTERS = 4 };
+    unsigned qcount[QUARTERS][GD_MAX_CODEWORD_LEN + 1], qnext[QUARTERS][GD_MAX_CODEWORD_LEN + 1];
+    unsigned count[GD_MAX_CODEWORD_LEN + 1];
     uint16_t sorted[GD_NUM_LITLEN_SYMS];
+    unsigned qlen = (num_syms + QUARTERS - 1) / QUARTERS;
 
-    for (unsigned s = 0; s < num_syms; s++) count[lens[s]]++;
+    memset(qcount, 0, sizeof(qcount));
+    for (unsigned i = 0; i < qlen; i++)
+        for (unsigned q = 0; q < QUARTERS; q++)
+            if (q * qlen + i < num_syms) qcount[q][lens[q * qlen + i]]++;
+    for (unsigned l = 0; l <= GD_MAX_CODEWORD_LEN; l++)
+        count[l] = qcount[0][l] + qcount[1][l] + qcount[2][l] + qcount[3][l];
     uint32_t used = 0;
     for (unsigned l = 1; l <= max_len; l++) used += (uint32_t)count[l] << (max_len - l);
     if (used > (1u << max_len)) return 0; /* over-subscribed */
 
-    offsets[1] = 0;
-    for (unsigned l = 1; l <= max_len; l++) offsets[l + 1] = offsets[l] + count[l];
-    for (unsigned s = 0; s < num_syms; s++)
-        if (lens[s]) sorted[offsets[lens[s]]++] = (uint16_t)s;
+    unsigned pos = 0;
+    for (unsigned l = 1; l <= GD_MAX_CODEWORD_LEN + 1; l++) {
+        unsigned len_or_unused = l <= GD_MAX_CODEWORD_LEN ? l : 0;
+        for (unsigned q = 0; q < QUARTERS; q++) {
+            qnext[q][len_or_unused] = pos;
+            pos += qcount[q][len_or_unused];
+        }
+    }
+    for (unsigned i = 0; i < qlen; i++)
+        for (unsigned q = 0; q < QUARTERS; q++) {
+            unsigned sym = q * qlen + i;
+            if (sym < num_syms) sorted[qnext[q][lens[sym]]++] = (uint16_t)sym;
+        }
 
     if (used < (1u << max_len)) {
         uint32_t entry;
