@@ -488,7 +488,8 @@ rounds_avx512(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t *
     const __m512i f_sub = _mm512_set1_epi32(E_SUBTABLE);
     const __m512i f_lit = _mm512_set1_epi32(E_LITERAL);
     const __m512i eight = _mm512_set1_epi32(8);
-    uint32_t tok_len[32 + 4], tok_arg[32 + 4];
+    /* 4 slots of padding: a literal in slot 31 is written with a 16-byte copy from its slot */
+    uint32_t tok_len[32 + 4], tok_arg[32 + 4] = {0};
     enum gdeflate_result r = GDEFLATE_SUCCESS;
 
 /* (v >> n) & ((1 << x) - 1) per lane, x <= 16 */
@@ -651,7 +652,8 @@ rounds_avx2(uint64_t *buf, unsigned *avail, uint32_t *pend_io, const uint8_t **b
     const __m256i nibble_count = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
                                                   1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low_nibble = _mm256_set1_epi8(0x0f);
-    uint32_t tok_len[32 + 4], tok_arg[32 + 4];
+    /* 4 slots of padding: a literal in slot 31 is written with a 16-byte copy from its slot */
+    uint32_t tok_len[32 + 4], tok_arg[32 + 4] = {0};
     enum gdeflate_result r = GDEFLATE_SUCCESS;
 
 #define GD_FIELD8(v, n, x) _mm256_andnot_si256(_mm256_sllv_epi32(ones, (x)), _mm256_srlv_epi32((v), (n)))
