@@ -593,6 +593,60 @@ out:
     *out_io = out_next;
     return r;
 }
+
+/*
+ * Stored-block bytes, whole rounds of 32: byte k of a round is the low byte of lane k, every lane
+ * drops 8 bits, then the round's refill checks run at once as in rounds_avx512. Stops when fewer
+ * than 32 bytes are left or fewer than 32 words are loadable; returns the bytes written.
+ */
+GD_AVX512_TARGET static size_t stored_avx512(uint64_t *buf, unsigned *avail, const uint8_t **base_io,
+                                             const uint8_t *in_limit, uint8_t *out, size_t len)
+{
+    uint32_t lo[32], hi[32];
+    for (unsigned L = 0; L < 32; L++) {
+        lo[L] = (uint32_t)buf[L];
+        hi[L] = (uint32_t)(buf[L] >> 32);
+    }
+    __m512i BL[2], BH[2], A[2];
+    for (unsigned h = 0; h < 2; h++) {
+        BL[h] = _mm512_loadu_si512(lo + 16 * h);
+        BH[h] = _mm512_loadu_si512(hi + 16 * h);
+        A[h] = _mm512_loadu_si512(avail + 16 * h);
+    }
+    const uint8_t *base = *base_io;
+    const __m512i eight = _mm512_set1_epi32(8);
+    const __m512i v32 = _mm512_set1_epi32(32);
+    size_t k = 0;
+    while (len - k >= 32 && in_limit - base >= 4 * 31) {
+        unsigned off = 0;
+        for (unsigned h = 0; h < 2; h++) {
+            _mm_storeu_si128((__m128i *)(out + k + 16 * h), _mm512_cvtepi32_epi8(BL[h]));
+            BL[h] = _mm512_shrdv_epi32(BL[h], BH[h], eight);
+            BH[h] = _mm512_srlv_epi32(BH[h], eight);
+            A[h] = _mm512_sub_epi32(A[h], eight);
+        }
+        for (unsigned h = 0; h < 2; h++) {
+            __mmask16 kn = _mm512_cmplt_epu32_mask(A[h], v32);
+            __m512i w = _mm512_loadu_si512(base + 4 * off);
+            GD_OPAQUE_V(w);
+            w = _mm512_maskz_expand_epi32(kn, w);
+            BL[h] = _mm512_or_si512(BL[h], _mm512_sllv_epi32(w, A[h]));
+            BH[h] = _mm512_or_si512(BH[h], _mm512_srlv_epi32(w, _mm512_sub_epi32(v32, A[h])));
+            A[h] = _mm512_mask_add_epi32(A[h], kn, A[h], v32);
+            off += (unsigned)__builtin_popcount(kn);
+        }
+        base += 4 * off;
+        k += 32;
+    }
+    for (unsigned h = 0; h < 2; h++) {
+        _mm512_storeu_si512(lo + 16 * h, BL[h]);
+        _mm512_storeu_si512(hi + 16 * h, BH[h]);
+        _mm512_storeu_si512(avail + 16 * h, A[h]);
+    }
+    for (unsigned L = 0; L < 32; L++) buf[L] = (uint64_t)hi[L] << 32 | lo[L];
+    *base_io = base;
+    return k;
+}
 #endif /* GD_DISABLE_AVX512 */
 
 #ifndef GD_DISABLE_AVX2
@@ -801,6 +855,9 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
             TAKE(0, 16, len);
             SAFETY_CHECK(len <= (size_t)(out_end - out_next), "stored block overflows the tile");
             unsigned k = 0;
+#ifdef GD_HAVE_AVX512_PATH
+            if (vec == 1) k = (unsigned)stored_avx512(buf, avail, &in_next, in.limit, out_next, len);
+#endif
             /* Bulk: while 32 words are surely readable, 32 bytes need no input checks. */
             while (len - k >= 32 && in.limit - in_next >= 4 * 32) {
                 for (unsigned L = 0; L < GD_LANES; L++, k++) {
