@@ -811,6 +811,70 @@ out:
     *out_io = out_next;
     return r;
 }
+
+/* stored_avx512 for AVX2: four vectors of 8 lanes, the expand done as in rounds_avx2. */
+GD_AVX2_TARGET static size_t stored_avx2(uint64_t *buf, unsigned *avail, const uint8_t **base_io,
+                                         const uint8_t *in_limit, uint8_t *out, size_t len)
+{
+    uint32_t lo[32], hi[32];
+    for (unsigned L = 0; L < 32; L++) {
+        lo[L] = (uint32_t)buf[L];
+        hi[L] = (uint32_t)(buf[L] >> 32);
+    }
+    __m256i BL[4], BH[4], A[4];
+    for (unsigned g = 0; g < 4; g++) {
+        BL[g] = _mm256_loadu_si256((const __m256i *)(lo + 8 * g));
+        BH[g] = _mm256_loadu_si256((const __m256i *)(hi + 8 * g));
+        A[g] = _mm256_loadu_si256((const __m256i *)(avail + 8 * g));
+    }
+    const uint8_t *base = *base_io;
+    const __m256i eight = _mm256_set1_epi32(8);
+    const __m256i v24 = _mm256_set1_epi32(24);
+    const __m256i v32 = _mm256_set1_epi32(32);
+    const __m256i below = _mm256_setr_epi32(0, 1, 3, 7, 15, 31, 63, 127);
+    const __m256i nibble_count = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                                                  1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+    /* byte 0 of each 32-bit lane to the first 4 bytes of its 128-bit half, then both halves together */
+    const __m256i first_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8,
+                                                 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i join = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    size_t k = 0;
+    while (len - k >= 32 && in_limit - base >= 4 * 31) {
+        unsigned off = 0;
+        for (unsigned g = 0; g < 4; g++) {
+            __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(BL[g], first_bytes), join);
+            _mm_storel_epi64((__m128i *)(out + k + 8 * g), _mm256_castsi256_si128(bytes));
+            BL[g] = _mm256_or_si256(_mm256_srlv_epi32(BL[g], eight), _mm256_sllv_epi32(BH[g], v24));
+            BH[g] = _mm256_srlv_epi32(BH[g], eight);
+            A[g] = _mm256_sub_epi32(A[g], eight);
+        }
+        for (unsigned g = 0; g < 4; g++) {
+            unsigned kn = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(v32, A[g])));
+            __m256i lower = _mm256_and_si256(_mm256_set1_epi32((int)kn), below);
+            __m256i rank = _mm256_add_epi8(
+                _mm256_shuffle_epi8(nibble_count, _mm256_and_si256(lower, low_nibble)),
+                _mm256_shuffle_epi8(nibble_count, _mm256_and_si256(_mm256_srli_epi32(lower, 4), low_nibble)));
+            __m256i kv = avx2_lanes(kn);
+            __m256i w = _mm256_loadu_si256((const __m256i *)(base + 4 * off));
+            w = _mm256_and_si256(_mm256_permutevar8x32_epi32(w, rank), kv);
+            BL[g] = _mm256_or_si256(BL[g], _mm256_sllv_epi32(w, A[g]));
+            BH[g] = _mm256_or_si256(BH[g], _mm256_srlv_epi32(w, _mm256_sub_epi32(v32, A[g])));
+            A[g] = _mm256_add_epi32(A[g], _mm256_and_si256(v32, kv));
+            off += (unsigned)__builtin_popcount(kn);
+        }
+        base += 4 * off;
+        k += 32;
+    }
+    for (unsigned g = 0; g < 4; g++) {
+        _mm256_storeu_si256((__m256i *)(lo + 8 * g), BL[g]);
+        _mm256_storeu_si256((__m256i *)(hi + 8 * g), BH[g]);
+        _mm256_storeu_si256((__m256i *)(avail + 8 * g), A[g]);
+    }
+    for (unsigned L = 0; L < 32; L++) buf[L] = (uint64_t)hi[L] << 32 | lo[L];
+    *base_io = base;
+    return k;
+}
 #endif /* GD_DISABLE_AVX2 */
 #endif
 
@@ -857,6 +921,9 @@ decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, 
             unsigned k = 0;
 #ifdef GD_HAVE_AVX512_PATH
             if (vec == 1) k = (unsigned)stored_avx512(buf, avail, &in_next, in.limit, out_next, len);
+#endif
+#ifdef GD_HAVE_AVX2_PATH
+            if (vec == 2) k = (unsigned)stored_avx2(buf, avail, &in_next, in.limit, out_next, len);
 #endif
             /* Bulk: while 32 words are surely readable, 32 bytes need no input checks. */
             while (len - k >= 32 && in.limit - in_next >= 4 * 32) {
