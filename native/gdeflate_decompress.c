@@ -11,6 +11,10 @@
  *     it is decoded and copied at once; the lane's post-distance refill check is deferred to the
  *     lane's next turn (the only thing that matters is the order of refills).
  *   - Huffman decoding is table driven (root table + subtables, libdeflate-style entries).
+ *   - Rounds: every lane gets exactly one refill check per pass over lanes 0..31, in lane order,
+ *     so a lane's word is `base + 4 * (refilling lanes below it)`. The symbol loop runs whole
+ *     rounds: in vectors of lanes (AVX-512 or AVX2 builds, picked at run time) or over the active
+ *     lanes only (scalar); near a tile's end, the step-by-step loop finishes the block.
  *   - Reads never pass the tile's end: missing words read as zero, and a tile that needs more than
  *     GD_MAX_PHANTOM_WORDS of them is corrupt (this also bounds loops over empty stored blocks).
  */
@@ -878,8 +882,9 @@ GD_AVX2_TARGET static size_t stored_avx2(uint64_t *buf, unsigned *avail, const u
 #endif /* GD_DISABLE_AVX2 */
 #endif
 
-/* The tile decoder proper; compiled twice (below) so x86-64 CPUs with BMI2 get flag-free
- * variable shifts, which the lane bit buffers use on every step (+4-8 % measured). */
+/* The tile decoder proper; compiled once per build (below): generic, BMI2 (flag-free variable
+ * shifts for the lane bit buffers, +4-8 % measured, and POPCNT), AVX2 and AVX-512 (vec = 2 / 1:
+ * vector rounds and stored blocks). `rounds` = 0 keeps the step-by-step loop for whole blocks. */
 static inline __attribute__((always_inline)) enum gdeflate_result
 decode_tile(struct gdeflate_decompressor *d, const void *in_buf, size_t in_len, void *out, size_t out_size,
             size_t *actual_out, const char **reason, int vec, int rounds)
