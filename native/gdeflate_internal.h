@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gdeflate.h"
+
 #define GD_LANES 32u
 #define GD_NUM_LITLEN_SYMS 288u
 #define GD_NUM_DIST_SYMS 32u
@@ -48,10 +50,6 @@ static inline uint32_t gd_load32le(const uint8_t *p)
     memcpy(&v, p, 4);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     v = __builtin_bswap32(v);
-/* Run `worker(job)` on `n` threads, the calling thread being one of them; returns 0 when every
- * thread started, -1 when fewer did (the work is still done: workers pull items until none remain). */
-int gd_run_workers(void *(*worker)(void *), void *job, unsigned n);
-
 #endif
     return v;
 }
@@ -60,10 +58,6 @@ static inline void gd_store32le(uint8_t *p, uint32_t v)
 {
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     v = __builtin_bswap32(v);
-/* Run `worker(job)` on `n` threads, the calling thread being one of them; returns 0 when every
- * thread started, -1 when fewer did (the work is still done: workers pull items until none remain). */
-int gd_run_workers(void *(*worker)(void *), void *job, unsigned n);
-
 #endif
     memcpy(p, &v, 4);
 }
@@ -88,5 +82,14 @@ static inline void gd_fixed_lens(uint8_t *litlen, uint8_t *dist)
 /* Run `worker(job)` on `n` threads, the calling thread being one of them; returns 0 when every
  * thread started, -1 when fewer did (the work is still done: workers pull items until none remain). */
 int gd_run_workers(void *(*worker)(void *), void *job, unsigned n);
+
+/* The tile decoder's builds, for tests that hold them against each other (the public entry
+ * points pick the fastest one the CPU supports). */
+enum gd_tile_impl { GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX2, GD_IMPL_AVX512 };
+/* As gdeflate_decompress_tile with one build; BAD_ARGUMENT when it is not in this binary or the
+ * CPU lacks its instructions. */
+enum gdeflate_result gd_decompress_tile_impl(struct gdeflate_decompressor *d, enum gd_tile_impl impl, const void *in,
+                                             size_t in_len, void *out, size_t out_size, size_t *actual_out,
+                                             const char **reason);
 
 #endif

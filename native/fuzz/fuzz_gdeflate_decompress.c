@@ -3,8 +3,11 @@
  *
  * The input and every output buffer end exactly at a PROT_NONE guard page (mmap + mprotect), so
  * any over-read of the input or over-write of the output faults at once, even where ASan's
- * redzones would not see it. Three views of each input: a whole tile stream, a bare tile, and the
- * multi-threaded path; whatever decodes successfully must re-encode and decode to the same bytes.
+ * redzones would not see it. Views of each input: a whole tile stream (single- and multi-threaded),
+ * a bare tile, and raw data for the encoder at a level picked by the first byte. Whatever decodes
+ * must re-encode and decode to the same bytes; whatever is encoded must decode to itself. Every
+ * tile is also decoded by each build of the tile decoder this CPU can run (generic, BMI2, AVX2,
+ * AVX-512): they must agree on the result, the reason, the length and the bytes.
  */
 #include <stdint.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "gdeflate.h"
+#include "gdeflate_internal.h"
 
 #define MAX_OUT (4u << 20)
 
@@ -39,7 +43,34 @@ static void guarded_free(struct guarded *g)
 }
 
 static struct gdeflate_decompressor *dec;
+
+/* Decode one tile with every available build; any disagreement is a bug in one of them. */
+static void diff_tile(const uint8_t *tile, size_t len, size_t out_size)
+{
+    static const enum gd_tile_impl impls[] = {GD_IMPL_GENERIC, GD_IMPL_BMI2, GD_IMPL_AVX2, GD_IMPL_AVX512};
+    struct guarded ref, cur;
+    if (guarded_alloc(&ref, out_size) < 0) return;
+    if (guarded_alloc(&cur, out_size) < 0) {
+        guarded_free(&ref);
+        return;
+    }
+    size_t ref_got = 0;
+    const char *ref_reason = NULL;
+    enum gdeflate_result ref_r = gd_decompress_tile_impl(dec, GD_IMPL_GENERIC, tile, len, ref.data, out_size, &ref_got,
+                                                         &ref_reason);
+    for (unsigned i = 1; i < sizeof(impls) / sizeof(impls[0]); i++) {
+        size_t got = 0;
+        const char *reason = NULL;
+        enum gdeflate_result r = gd_decompress_tile_impl(dec, impls[i], tile, len, cur.data, out_size, &got, &reason);
+        if (r == GDEFLATE_BAD_ARGUMENT) continue; /* not on this CPU */
+        if (r != ref_r || got != ref_got || strcmp(reason, ref_reason) != 0) __builtin_trap();
+        if (r == GDEFLATE_SUCCESS && memcmp(cur.data, ref.data, out_size) != 0) __builtin_trap();
+    }
+    guarded_free(&cur);
+    guarded_free(&ref);
+}
 static struct gdeflate_compressor *enc;
+static struct gdeflate_compressor *levels[GDEFLATE_MAX_LEVEL + 1];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -83,6 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (err.reason == NULL || err.reason[0] == 0) {
             __builtin_trap(); /* every failure must say why */
         }
+        /* the builds of the tile decoder must agree on the first tiles */
+        if (gdeflate_parse_header(in.data, size, &info, NULL) == GDEFLATE_SUCCESS) {
+            for (uint32_t i = 0; i < info.num_tiles && i < 4; i++) {
+                size_t co, cl, oo, ol;
+                gdeflate_tile_range(in.data, &info, i, &co, &cl, &oo, &ol);
+                diff_tile(in.data + co, cl, ol);
+            }
+        }
         /* 2) the same on two threads must agree */
         size_t got_mt = 0;
         enum gdeflate_result r2 = gdeflate_decompress_mt(in.data, size, out.data, out_len, &got_mt, 2, NULL);
@@ -90,7 +129,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guarded_free(&out);
     }
 
-    /* 3) the input as one bare tile; the first byte picks the declared tile size */
+    /* 3) the encoder on the raw input at a level picked by the first byte: must round-trip */
+    if (size > 1) {
+        int level = data[0] % (GDEFLATE_MAX_LEVEL + 1);
+        if (levels[level] == NULL) levels[level] = gdeflate_alloc_compressor(level);
+        size_t bound = gdeflate_compress_bound(size - 1), plen = 0, got = 0;
+        struct guarded packed, back;
+        if (levels[level] != NULL && guarded_alloc(&packed, bound) == 0) {
+            if (gdeflate_compress(levels[level], data + 1, size - 1, packed.data, bound, &plen) != GDEFLATE_SUCCESS)
+                __builtin_trap();
+            if (guarded_alloc(&back, size - 1) == 0) {
+                if (gdeflate_decompress(dec, packed.data, plen, back.data, size - 1, &got, NULL) != GDEFLATE_SUCCESS ||
+                    got != size - 1 || memcmp(back.data, data + 1, size - 1) != 0)
+                    __builtin_trap();
+                guarded_free(&back);
+            }
+            guarded_free(&packed);
+        }
+    }
+
+    /* 4) the input as one bare tile; the first byte picks the declared tile size */
     size_t tile_out = size ? 1 + (size_t)data[0] * 257 : 1;
     if (tile_out > 65536) tile_out = 65536;
     struct guarded tout;
@@ -101,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r != GDEFLATE_SUCCESS && r != GDEFLATE_BAD_DATA && r != GDEFLATE_SHORT_OUTPUT) __builtin_trap();
         if (got > tile_out) __builtin_trap();
         guarded_free(&tout);
+        diff_tile(in.data, size, tile_out);
     }
     guarded_free(&in);
     return 0;
