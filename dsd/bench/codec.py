@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,8 @@ from typing import Any
 from dsd import _native
 from dsd.bench._corpus import mixed
 from dsd.codec import gdeflate, zstd
+
+from ._common import best_of
 
 CORPUS_NAME = "mixed-8400000"
 CORPUS_SIZE = 8_400_000
@@ -49,15 +50,6 @@ def _levels(spec: str) -> list[int]:
         elif part:
             out.append(int(part))
     return [lv for lv in out if 0 <= lv <= 12]
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(max(repeat, 1)):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _mbps(nbytes: int, seconds: float) -> float:
@@ -97,7 +89,7 @@ def measure(repeat: int = 5, levels: list[int] | None = None) -> dict[str, Any]:
         "zstd3_frame_1thread": (lambda: zstd.decompress(zframe), len(zframe)),
     }
     for name, (fn, csize) in cases.items():
-        secs = _best(fn, repeat)
+        secs = best_of(fn, repeat)
         result["decode"][name] = {"seconds": secs, "mb_per_s": _mbps(n, secs), "compressed_bytes": csize}
     pool.shutdown()
     d = result["decode"]
@@ -114,8 +106,8 @@ def measure(repeat: int = 5, levels: list[int] | None = None) -> dict[str, Any]:
             nonlocal packed
             packed = gdeflate.compress(data, level=level, threads=threads)
 
-        t_all = _best(lambda: enc(0), 1)
-        t_one = _best(lambda: enc(1), 1)
+        t_all = best_of(lambda: enc(0), 1)
+        t_one = best_of(lambda: enc(1), 1)
         entry = {
             "compressed_bytes": len(packed),
             "ratio": n / len(packed),
@@ -126,7 +118,7 @@ def measure(repeat: int = 5, levels: list[int] | None = None) -> dict[str, Any]:
             entry["reference_bytes"] = REFERENCE_SIZES[level]
             entry["size_vs_reference"] = len(packed) / REFERENCE_SIZES[level]
         result["encode"][f"gdeflate_l{level}"] = entry
-    t = _best(lambda: [zlib.compress(data[i : i + CHUNK], 6) for i in range(0, n, CHUNK)], 1)
+    t = best_of(lambda: [zlib.compress(data[i : i + CHUNK], 6) for i in range(0, n, CHUNK)], 1)
     result["encode"]["zlib6_64k"] = {"compressed_bytes": sum(map(len, chunks)), "ratio": n / sum(map(len, chunks)),
                                      "mb_per_s_1thread": _mbps(n, t)}
     return result

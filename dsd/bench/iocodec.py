@@ -24,7 +24,6 @@ import os
 import select
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +37,8 @@ from dsd.ioengine import (
     COMPRESSION_GDEFLATE, COMPRESSION_ZSTD, STATUS_OK, pack_request, pack_write, unpack_completions,
 )
 
+from ._common import best_of
+
 MiB = 1 << 20
 
 
@@ -48,15 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per case; the best is kept (default 3)")
     p.add_argument("--dir", default=None, help="directory for the test files (default: the temp dir)")
     p.set_defaults(func=run)
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(max(repeat, 1)):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _wait(eng: Any, n: int) -> None:
@@ -121,9 +113,9 @@ def measure(size_mib: int, repeat: int, folder: str) -> dict[str, Any]:
                     f.write(s)
                     pos += len(s)
             dec = decoders[fmt]
-            one = _best(lambda: [dec(s) for s in streams], repeat)
+            one = best_of(lambda: [dec(s) for s in streams], repeat)
             with ThreadPoolExecutor(threads) as pool:
-                allt = _best(lambda: list(pool.map(dec, streams)), repeat)
+                allt = best_of(lambda: list(pool.map(dec, streams)), repeat)
             case: dict[str, Any] = {
                 "compressed_bytes": sum(map(len, streams)),
                 "contenders": {f"{fmt}-1thread": {"mb_per_s": total_mb / one},
@@ -139,7 +131,7 @@ def measure(size_mib: int, repeat: int, folder: str) -> dict[str, Any]:
                     with _native.Registry() as reg, _native.IoEngine(backend=backend, workers=2) as eng:
                         reg.add_file(1, fd)
                         reg.add_region(1, shm.fd, n * MiB)
-                        t = _best(lambda: (eng.submit(reg, 1, recs), _wait(eng, n)), repeat)
+                        t = best_of(lambda: (eng.submit(reg, 1, recs), _wait(eng, n)), repeat)
                         codec_workers = eng.stats()["codec_workers"]
                     name = f"dsd-{backend}"
                     case["contenders"][name] = {"mb_per_s": total_mb / t, "codec_workers": codec_workers}
@@ -155,8 +147,8 @@ def measure(size_mib: int, repeat: int, folder: str) -> dict[str, Any]:
         out = os.open(out_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             cctx = zstandard.ZstdCompressor(level=3)
-            base = _best(lambda: [os.pwrite(out, cctx.compress(c), i * 2 * MiB) for i, c in enumerate(chunks)], repeat)
-            plain = _best(lambda: [os.pwrite(out, c, i * MiB) for i, c in enumerate(chunks)], repeat)
+            base = best_of(lambda: [os.pwrite(out, cctx.compress(c), i * 2 * MiB) for i, c in enumerate(chunks)], repeat)
+            plain = best_of(lambda: [os.pwrite(out, c, i * MiB) for i, c in enumerate(chunks)], repeat)
             wz: dict[str, Any] = {"contenders": {"zstandard+pwrite-1thread": {"mb_per_s": total_mb / base}}, "ratios": {}}
             wp: dict[str, Any] = {"contenders": {"os.pwrite": {"mb_per_s": total_mb / plain}}, "ratios": {}}
             zrecs = b"".join(pack_write(i, 1, i * MiB, MiB, 1, i * 2 * MiB, compression=COMPRESSION_ZSTD, level=3)
@@ -166,8 +158,8 @@ def measure(size_mib: int, repeat: int, folder: str) -> dict[str, Any]:
                 with _native.Registry() as reg, _native.IoEngine(backend=backend, workers=2, direct="off") as eng:
                     reg.add_file(1, out, writable=True)
                     reg.add_region(1, shm.fd, n * MiB)
-                    tz = _best(lambda: (eng.submit(reg, 1, zrecs), _wait(eng, n)), repeat)
-                    tp = _best(lambda: (eng.submit(reg, 1, precs), _wait(eng, n)), repeat)
+                    tz = best_of(lambda: (eng.submit(reg, 1, zrecs), _wait(eng, n)), repeat)
+                    tp = best_of(lambda: (eng.submit(reg, 1, precs), _wait(eng, n)), repeat)
                 name = f"dsd-{backend}"
                 wz["contenders"][name] = {"mb_per_s": total_mb / tz}
                 wz["ratios"][f"{name}/zstandard+pwrite-1thread"] = base / tz
