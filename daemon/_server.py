@@ -114,6 +114,7 @@ class Daemon:
         self._keys = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self.epochs: dict[int, Epoch] = {}   # io engine key -> the queue epoch it belongs to
+        self._pending: dict[int, Session] = {}  # sessions with completions to send at the next flush
         self.scheduler = Scheduler(self._submit_chunk, window=config.sched_window)
         self.gpu = GpuRoute(staging_bytes=config.gpu_staging_bytes)
 
@@ -237,6 +238,7 @@ class Daemon:
             srcfd = frames[1].get(zmq.SRCFD) if len(frames) > 1 else -1
             session = Session(key=next(self._keys), identity=identity, socket=tsock, trusted=self.trusted[index],
                               srcfd=srcfd)
+            session.on_pending = self._note_pending
         try:
             msg = session.conn.receive(frames[1:])
         except RemoteProtocolError as exc:
@@ -636,10 +638,15 @@ class Daemon:
             self.scheduler.pump()
             self._flush()
 
+    def _note_pending(self, session: Session) -> None:
+        self._pending[session.key] = session
+
     def _flush(self) -> None:
-        """Send each session's accumulated completions as one COMPLETIONS message."""
-        for session in list(self.by_key.values()):
-            if session.outbox:
+        """Send each session's accumulated completions as one COMPLETIONS message (only the
+        sessions that have some: a wakeup costs nothing per idle client)."""
+        pending, self._pending = self._pending, {}
+        for session in pending.values():
+            if session.outbox and self.by_key.get(session.key) is session:
                 try:
                     session.flush()
                 except zmq.ZMQError as exc:

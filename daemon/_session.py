@@ -45,7 +45,8 @@ class Session:
     outbox_errors: list[dict[str, Any]] = field(default_factory=list)
     client_name: str = "?"
     pid: int = 0
-    requests_submitted: int = 0
+    # called when the outbox goes from empty to non-empty, so the daemon flushes only these sessions
+    on_pending: Any = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def new_id(self) -> int:
@@ -57,6 +58,8 @@ class Session:
 
     def complete(self, records: bytes, errors: list[dict[str, Any]] | None = None) -> None:
         """Queue completion records for the next COMPLETIONS message (one per flush)."""
+        if not self.outbox and self.on_pending is not None:
+            self.on_pending(self)
         self.outbox.append(records)
         if errors:
             self.outbox_errors.extend(errors)
