@@ -54,6 +54,7 @@ class IoSettings:
     register: str = "auto"
     staging_bytes: int = STAGING_DEFAULT
     codec_workers: int = 0
+    coalesce: bool = True
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +69,7 @@ _ENV = {
     "register": "DSD_IO_REGISTER",
     "staging_bytes": "DSD_STAGING_BYTES",
     "codec_workers": "DSD_IO_CODEC_WORKERS",
+    "coalesce": "DSD_IO_COALESCE",
 }
 
 _overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
@@ -83,7 +85,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
         if value not in choices:
             raise bad("one of " + ", ".join(choices))
         return value
-    if name == "sqpoll":
+    if name in ("sqpoll", "coalesce"):
         if isinstance(raw, bool):
             return raw
         value = str(raw).strip().lower()

@@ -172,6 +172,13 @@ static inline void dsd_io_req_set(struct dsd_io_req *r, uint8_t status, uint8_t 
 /* The backend is done with these requests: report the claimed ones (result fields set) and let
  * go of all of them. One lock round trip per call, so backends pass whole batches. */
 void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n);
+/* The same; with `hold` the completions are reported but the eventfd is not written for them.
+ * Returns true if it held a signal: the caller must then call dsd_io_signal_held() before it
+ * waits on anything (so a reap is never left waiting on work that already finished). A backend
+ * that is about to finish more requests right away uses it to wake the reaper once per burst
+ * instead of once per loop. */
+bool dsd_io_retire_held(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n, bool hold);
+void dsd_io_signal_held(struct dsd_io_engine *e);
 
 /* Stop-time helper: a queued request the backend will never start completes SHUTDOWN. */
 static inline void dsd_io_req_shutdown(struct dsd_io_req *r)

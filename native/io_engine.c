@@ -444,6 +444,11 @@ static bool advances(const struct dsd_io_req *r)
 
 void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
 {
+    dsd_io_retire_held(e, reqs, n, false);
+}
+
+bool dsd_io_retire_held(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n, bool hold)
+{
     struct freelist fl = {0};
     struct handoff h;
     struct dsd_io_req *granted = NULL;
@@ -481,6 +486,13 @@ void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
     bool handing = next_stage != NULL || granted != NULL;
     if (handing)
         e->advancing++;
+    bool held = false;
+    if (sig && hold) {
+        /* reported but not signalled: the caller promises dsd_io_signal_held() before it blocks */
+        e->signaled = false;
+        held = true;
+        sig = false;
+    }
     pthread_mutex_unlock(&e->lock);
     atomic_fetch_sub_explicit(&e->n_in_flight, nretired, memory_order_relaxed);
     if (sig)
@@ -492,6 +504,18 @@ void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n)
         handoff_flush(e, &h);
         advancing_done(e);
     }
+    return held;
+}
+
+void dsd_io_signal_held(struct dsd_io_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    bool sig = e->n_pending && !e->signaled;
+    if (sig)
+        e->signaled = true;
+    pthread_mutex_unlock(&e->lock);
+    if (sig)
+        signal_eventfd(e);
 }
 
 /* ---- validation ---- */
@@ -1261,5 +1285,6 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->sqpoll = e->cfg.sqpoll;
     s->direct = e->cfg.direct;
     s->register_mode = e->cfg.register_mode;
+    s->coalesce = e->cfg.coalesce;
     s->backend = e->ops->name;
 }

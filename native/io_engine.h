@@ -44,6 +44,8 @@ struct dsd_io_config {
     int register_mode;    /* enum dsd_io_register_mode */
     uint64_t staging_bytes; /* staging arena; 0 = none (every compressed request is TOO_LARGE) */
     unsigned codec_workers; /* codec threads; 0 = one per online core */
+    int coalesce;           /* io_uring: a ring with more work in hand holds its completions back
+                               (one eventfd wake-up per burst, not per loop); 0 = wake at every loop */
 };
 
 #define DSD_IO_STAGING_DEFAULT (32u << 20) /* DirectStorage's default staging buffer size */
@@ -83,6 +85,7 @@ struct dsd_io_stats {
     int sqpoll;
     int direct;
     int register_mode;
+    int coalesce;
     const char *backend;  /* "uring" or "posix" */
 };
 

@@ -30,6 +30,7 @@
 #define EXTRA_SQES 16u
 #define RETIRE_BATCH 256
 #define MAX_RETRIES 1000
+#define HOLD_WAIT_US 500 /* the longest a ring holds finished requests back while it waits */
 #define FILE_PAIRS_MAX 1024u            /* registered-file slots: one per fd (buffered, O_DIRECT) */
 #define BUF_SLOTS 256u                  /* registered-buffer slots (regions) */
 #define FIXED_BUFFER_MAX (256ull << 20) /* larger regions are not registered: that pins every page */
@@ -82,6 +83,8 @@ struct uring_ring {
     int stop_cancel_sent;
     struct dsd_io_req *retire[RETIRE_BATCH];
     size_t nretire;
+    bool holding;   /* completions reported without an eventfd write (see flush_retire) */
+    unsigned held;  /* requests retired since this ring last let the reaper know */
     struct { uint64_t direct, buffered, shorts, retries, fixed_files, fixed_bufs; } k;
     /* registered tables: generation installed at each slot (0 none, odd = refused) */
     int files_ok, bufs_ok;
@@ -116,15 +119,41 @@ static void flush_counters(struct uring_ring *r)
     memset(&r->k, 0, sizeof(r->k));
 }
 
+/* Whether to wake the reaper for what this ring retires now. Each wake-up costs the daemon a
+ * trip round its event loop and a message to the client, so a ring that has more work in hand
+ * holds its completions back: it signals when it runs out of work (left == 0), or once what it
+ * holds is at least what it has left, so a client that refills as completions come gets them
+ * while the ring still works on the rest (double buffering: a pipeline never stalls on a held
+ * completion). A held signal is sent before the ring blocks (ring_wait), so holding never waits
+ * on anything but the ring's own running reads, and at most HOLD_WAIT_US for those. */
+static bool should_signal(const struct uring_ring *r, unsigned left)
+{
+    return left == 0 || r->held >= left;
+}
+
 static void flush_retire(struct uring_ring *r)
 {
     /* counters before retire: whoever sees the request done sees its counts too */
     flush_counters(r);
     if (r->nretire == 0)
         return;
-    atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
-    dsd_io_retire(r->e, r->retire, r->nretire);
+    unsigned load = atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
+    unsigned left = load - (unsigned)r->nretire; /* queued, waiting in the backlog or in the kernel */
+    r->held += (unsigned)r->nretire;
+    bool hold = r->e->cfg.coalesce && !should_signal(r, left);
+    if (dsd_io_retire_held(r->e, r->retire, r->nretire, hold))
+        r->holding = true;
+    else if (!hold)
+        r->held = 0, r->holding = false;
     r->nretire = 0;
+}
+
+static void signal_held(struct uring_ring *r)
+{
+    if (r->holding)
+        dsd_io_signal_held(r->e);
+    r->holding = false;
+    r->held = 0;
 }
 
 static void retire_one(struct uring_ring *r, struct dsd_io_req *q)
@@ -514,6 +543,30 @@ static void ring_tables(struct uring_ring *r)
     r->bufs_ok = r->buf_gen && b->buf_slots && io_uring_register_buffers_sparse(&r->ring, BUF_SLOTS) == 0;
 }
 
+/* Submit what is prepared and wait for wait_nr completions. With completions held back
+ * (flush_retire), page-cache reads are first given the chance to complete inline; the ring only
+ * keeps holding across a real wait for HOLD_WAIT_US (its own device reads), then lets go. */
+static int ring_wait(struct uring_ring *r, unsigned wait_nr)
+{
+    if (!r->holding || wait_nr == 0)
+        return io_uring_submit_and_wait(&r->ring, wait_nr);
+    if (!(r->ring.features & IORING_FEAT_EXT_ARG)) {
+        /* a timed wait would need a timeout SQE of liburing's own: just let go first */
+        signal_held(r);
+        return io_uring_submit_and_wait(&r->ring, wait_nr);
+    }
+    int rc = io_uring_submit(&r->ring);
+    if (rc < 0 || io_uring_cq_ready(&r->ring))
+        return rc;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = HOLD_WAIT_US * 1000L};
+    rc = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
+    if (rc != -ETIME)
+        return rc;
+    signal_held(r);
+    return io_uring_submit_and_wait(&r->ring, 1);
+}
+
 static void *ring_thread(void *arg)
 {
     struct uring_ring *r = arg;
@@ -562,7 +615,7 @@ static void *ring_thread(void *arg)
         }
         if (!r->wake_armed && !stop)
             arm_wake(r);
-        rc = io_uring_submit_and_wait(&r->ring, wait_nr);
+        rc = ring_wait(r, wait_nr);
         atomic_store(&r->sleeping, 0);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
             /* the ring itself failed: nothing sensible left but to stop waiting on it */
@@ -586,6 +639,7 @@ static void *ring_thread(void *arg)
         io_uring_cq_advance(&r->ring, seen);
     }
     flush_retire(r);
+    signal_held(r);
     return NULL;
 }
 

@@ -372,14 +372,14 @@ static int parse_choice(const char *what, const char *s, const char *const *name
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "register", "staging_bytes",
-                             "codec_workers", NULL};
+                             "codec_workers", "coalesce", NULL};
     static const char *const backends[] = {"auto", "uring", "posix", NULL};
     static const char *const directs[] = {"auto", "off", NULL, NULL};
     const char *backend = "auto", *direct = "auto", *reg = "auto";
-    int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0;
+    int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0, coalesce = 1;
     long long staging = DSD_IO_STAGING_DEFAULT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLi:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
-                                     &direct, &reg, &staging, &codec_workers))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLip:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
+                                     &direct, &reg, &staging, &codec_workers, &coalesce))
         return NULL;
     if (staging < 0 || (unsigned long long)staging > DSD_IO_STAGING_MAX)
         return PyErr_Format(PyExc_ValueError, "staging_bytes must be in [0, 2**40], not %lld", staging);
@@ -399,6 +399,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     cfg.sqpoll = sqpoll;
     cfg.staging_bytes = (uint64_t)staging;
     cfg.codec_workers = (unsigned)codec_workers;
+    cfg.coalesce = coalesce;
 
     EngineObject *self = (EngineObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -599,6 +600,7 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
               PyDict_SetItemString(d, "register", regm) < 0 ||
               PyDict_SetItemString(d, "backend", backend) < 0 || PyDict_SetItemString(d, "backend_reason", reason) < 0 ||
               PyDict_SetItemString(d, "direct", direct) < 0 || PyDict_SetItemString(d, "sqpoll", s.sqpoll ? Py_True : Py_False) < 0 ||
+              PyDict_SetItemString(d, "coalesce", s.coalesce ? Py_True : Py_False) < 0 ||
               dict_set_u64(d, "submitted", s.submitted) < 0 || dict_set_u64(d, "rejected", s.rejected) < 0 ||
               dict_set_u64(d, "completed", s.completed) < 0 || dict_set_u64(d, "failed", s.failed) < 0 ||
               dict_set_u64(d, "cancelled", s.cancelled) < 0 || dict_set_u64(d, "dropped", s.dropped) < 0 ||
@@ -724,7 +726,7 @@ static PyTypeObject EngineType = {
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
     .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto',\n"
-              "         staging_bytes=32 MiB, codec_workers=0):\n"
+              "         staging_bytes=32 MiB, codec_workers=0, coalesce=True):\n"
               "runs packed request batches (reads, writes, fsync; GDeflate/Zstandard; FILE or MEMORY sources)\n"
               "against registered files and regions (io_uring rings or a pread/pwrite pool, plus codec threads).",
 };

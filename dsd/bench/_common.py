@@ -48,6 +48,26 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Per thread of a process: (name, CPU seconds so far). From /proc/PID/task/TID/schedstat
+    (nanoseconds run, exact) where the kernel has it, else from the stat file's clock ticks."""
+    out: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            stat = Path(f"{base}/stat").read_text()
+            try:
+                cpu = int(Path(f"{base}/schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                fields = stat.rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[int(tid)] = (stat[stat.index("(") + 1:stat.rindex(")")], cpu)
+    return out
+
+
 @dataclass
 class Daemon:
     endpoint: str

@@ -2,7 +2,10 @@
 
 Both contenders read the same page-cached file in the same run: 4 KiB random reads and 1 MiB
 sequential reads. The daemon's CPU use is measured from /proc, since the product target
-(50,000 requests/s at <= 10% of one core) is about the daemon's cost, not the client's.
+(50,000 requests/s at <= 10% of one core) is about the daemon's cost, not the client's: the paced
+50,000/s case runs ``--repeat`` times and reports the median (with every sample and the split
+between the event loop, the io threads and zmq's thread), since one run on a shared machine
+swings with the neighbours' load.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import os
 import random
 
-from ._common import Report, cpu_seconds, make_test_file, private_daemon, timed, warm_page_cache
+from ._common import Report, cpu_seconds, make_test_file, private_daemon, thread_cpu_seconds, timed, warm_page_cache
 
 FILE_SIZE = 256 << 20
 
@@ -24,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file-size", type=int, default=FILE_SIZE)
     p.add_argument("--direct", action="store_true",
                    help="let the daemon use O_DIRECT (default: page cache, like the preadv baseline)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="paced runs of --seconds each; the daemon CPU reported is their median (default 5)")
     p.set_defaults(func=run)
 
 
@@ -59,18 +64,37 @@ def _measure_all(report: Report, args, path, endpoint: str, daemon_pid: int | No
             figures["ratio_vs_preadv"] = round(figures["gbps"] / baseline["gbps"], 3) if baseline["gbps"] else None
             report.add(case, "dsd", **figures)
         if daemon_pid:
-            report.add("4k-paced-50k-per-s", "dsd", **_paced(client, f, args.file_size, args.seconds, daemon_pid))
+            report.add("4k-paced-50k-per-s", "dsd", **_paced_repeated(client, f, args.file_size, args.seconds,
+                                                                     daemon_pid, args.repeat))
+
+
+def _paced_repeated(client, f, file_size: int, seconds: float, daemon_pid: int, repeat: int) -> dict:
+    """The paced case ``repeat`` times; the median run (by daemon CPU) and the spread. On a shared
+    machine one run swings with the neighbours' load, so only the median is compared to the target."""
+    import statistics
+
+    _paced(client, f, file_size, min(seconds, 0.5), daemon_pid)  # warm up: first mappings, registrations
+    runs = [_paced(client, f, file_size, seconds, daemon_pid) for _ in range(max(1, repeat))]
+    cpus = sorted(r["daemon_cpu_pct_of_one_core"] for r in runs)
+    median = statistics.median(cpus)
+    mid = min(runs, key=lambda r: abs(r["daemon_cpu_pct_of_one_core"] - median))
+    return {**mid, "daemon_cpu_pct_of_one_core": round(median, 1),
+            "requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
+            "daemon_cpu_pct_samples": cpus, "runs": len(runs), "target_cpu_pct": 10,
+            "target_met": median <= 10}
 
 
 def _paced(client, f, file_size: int, seconds: float, daemon_pid: int, rate: int = 50_000,
            tick: float = 0.01) -> dict:
-    """The product target: 50,000 requests/s of 4 KiB, sent in 10 ms batches; daemon CPU%."""
+    """The product target: 50,000 requests/s of 4 KiB, sent in 10 ms batches; daemon CPU% in all,
+    and split into the event loop (the main thread), the io threads and the rest (zmq's)."""
     import time
 
     per_tick = int(rate * tick)
     region = client.alloc(per_tick * 4096)
     offsets = _offsets(file_size, 4096, True)
-    cpu0, start, done = cpu_seconds(daemon_pid), time.perf_counter(), 0
+    threads0 = thread_cpu_seconds(daemon_pid)
+    start, done = time.perf_counter(), 0
     next_tick = start
     while time.perf_counter() - start < seconds:
         batch = client.batch()
@@ -84,9 +108,16 @@ def _paced(client, f, file_size: int, seconds: float, daemon_pid: int, rate: int
         if delay > 0:
             time.sleep(delay)
     elapsed = time.perf_counter() - start
+    threads1 = thread_cpu_seconds(daemon_pid)
     client.free(region)
+    parts = {"event_loop": 0.0, "io_threads": 0.0, "other": 0.0}
+    for tid, (name, cpu) in threads1.items():
+        used = cpu - threads0.get(tid, (name, 0.0))[1]
+        part = "event_loop" if tid == daemon_pid else "other" if name.startswith("ZMQ") else "io_threads"
+        parts[part] += used
     return {"requests_per_s": done / elapsed, "target_requests_per_s": rate,
-            "daemon_cpu_pct_of_one_core": round(100 * (cpu_seconds(daemon_pid) - cpu0) / elapsed, 1),
+            "daemon_cpu_pct_of_one_core": round(100 * sum(parts.values()) / elapsed, 1),
+            **{f"{k}_cpu_pct": round(100 * v / elapsed, 1) for k, v in parts.items()},
             "target_cpu_pct": 10}
 
 

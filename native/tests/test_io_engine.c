@@ -86,10 +86,11 @@ static struct dsd_request_record rd(uint64_t id, uint32_t file, uint64_t off, ui
 #define REGION_SIZE (32u << 20)
 
 static unsigned char *file_data;
+static int coalesce; /* io_uring: hold completions per burst (the Python default) or not */
 
 static void run(int backend, int file_fd)
 {
-    struct dsd_io_config cfg = {.backend = backend, .workers = 2, .queue_depth = 8};
+    struct dsd_io_config cfg = {.backend = backend, .workers = 2, .queue_depth = 8, .coalesce = coalesce};
     struct dsd_io_engine *e;
     char reason[256];
     int rc = dsd_io_engine_new(&cfg, &e, reason, sizeof(reason));
@@ -276,7 +277,7 @@ static void *stress_chaos(void *arg)
 static void stress(int backend, int file_fd)
 {
     struct stress st = {.file_fd = file_fd};
-    struct dsd_io_config cfg = {.backend = backend, .workers = 3, .queue_depth = 4};
+    struct dsd_io_config cfg = {.backend = backend, .workers = 3, .queue_depth = 4, .coalesce = coalesce};
     char reason[256];
     if (dsd_io_engine_new(&cfg, &st.e, reason, sizeof(reason)) < 0) {
         CHECK(backend == DSD_IO_BACKEND_URING && !dsd_io_uring_probe(reason, sizeof(reason)));
@@ -336,9 +337,13 @@ int main(void)
     run(DSD_IO_BACKEND_POSIX, fd);
     backend_name = "uring";
     run(DSD_IO_BACKEND_URING, fd);
+    coalesce = 1;
+    run(DSD_IO_BACKEND_URING, fd);
     backend_name = "posix";
     stress(DSD_IO_BACKEND_POSIX, fd);
     backend_name = "uring";
+    stress(DSD_IO_BACKEND_URING, fd);
+    coalesce = 0;
     stress(DSD_IO_BACKEND_URING, fd);
 
     char why[256];
