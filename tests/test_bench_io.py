@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_bench_io_json(tmp_path, capsys):
     rc = main(["bench", "io", "--json", "--size", "64M", "--seconds", "0.3", "--case", "rand-4k",
-               "--dir", str(tmp_path)])
+               "--dir", str(tmp_path), "--repeat", "2", "--workers", "1"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["benchmark"] == "io" and report["file_size"] == 64 << 20
@@ -30,4 +30,7 @@ def test_bench_io_json(tmp_path, capsys):
             assert "skipped" in figures["dsd-uring"]
         if shutil.which("fio"):
             assert figures["fio"]["IOPS"] > 0 and "dsd-posix/fio GB/s" in case["ratios"]
+        if case["ratios"]:
+            assert set(case["ratio_spread"]) == set(case["ratios"])  # two turns: [lowest, highest]
+            assert all(lo <= case["ratios"][k] <= hi for k, (lo, hi) in case["ratio_spread"].items())
     assert not list(tmp_path.glob("dsd-bench-io-*"))  # the test file is removed unless --keep

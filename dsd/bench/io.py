@@ -11,8 +11,10 @@ every contender gets W threads and the case's total queue depth QD, on one file:
 The driver keeps QD requests queued in the engine behind the QD in the kernel, as a busy daemon
 does. Each contender also reports its CPU time per I/O (fio: the fio process; dsd: the whole
 process, ring or pool threads plus the Python driver), since on a small shared machine the
-cheaper path is the one that leaves the most CPU to everything else. ``--repeat N`` runs the
-contenders N times in turn and reports medians (every sample in ``--json``).
+cheaper path is the one that leaves the most CPU to everything else. ``--repeat N`` (default 3)
+runs the contenders N times, a different one first each turn, and reports the median of the
+per-turn ratios with their spread (every sample in ``--json``): on a shared machine one turn swings
+with the neighbours' load, the median of ratios taken within a turn much less.
 
 Cases: 64 KiB and 1 MiB sequential reads at QD32, 4 KiB random reads at QD64; each through the
 page cache (file pre-warmed, fio with --invalidate=0 so it does not drop the cache) and with
@@ -209,12 +211,15 @@ def _targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, case in cases.items():
         ratios = case["ratios"]
-        if "dsd-uring/fio GB/s" in ratios:
-            got = ratios["dsd-uring/fio GB/s"]
-            out.append({"case": name, "what": "dsd-uring/fio GB/s", "want": 0.95, "got": got, "met": got >= 0.95})
-        if name.startswith("rand-4k-qd64") and "dsd-uring/dsd-posix IOPS" in ratios:
-            got = ratios["dsd-uring/dsd-posix IOPS"]
-            out.append({"case": name, "what": "dsd-uring/dsd-posix IOPS", "want": 2.0, "got": got, "met": got >= 2.0})
+        spread = case.get("ratio_spread", {})
+        for what, want in (("dsd-uring/fio GB/s", 0.95), ("dsd-uring/dsd-posix IOPS", 2.0)):
+            if what not in ratios or (what.endswith("IOPS") and not name.startswith("rand-4k-qd64")):
+                continue
+            got = ratios[what]
+            row = {"case": name, "what": what, "want": want, "got": got, "met": got >= want}
+            if what in spread:
+                row["turns"] = spread[what]
+            out.append(row)
     return out
 
 
@@ -285,9 +290,12 @@ def run(args: argparse.Namespace) -> int:
                 case_name = f"{name}-{mode}" + (f"-w{workers}" if workers > 1 else "")
                 samples: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
                 ratio_samples: list[dict[str, float]] = []
-                for _ in range(max(1, args.repeat)):
+                for turn in range(max(1, args.repeat)):
                     figures: dict[str, Any] = {}
-                    for contender in CONTENDERS:
+                    # a different contender goes first each turn, so a neighbour's burst of load
+                    # (or the cache state one run leaves) does not always fall on the same one
+                    shift = turn % len(CONTENDERS)
+                    for contender in CONTENDERS[shift:] + CONTENDERS[:shift]:
                         if direct:
                             _drop_cache(path)
                         else:
@@ -315,14 +323,16 @@ def run(args: argparse.Namespace) -> int:
                     ratio_samples.append(_ratios(figures))
                 figures = {c: _median_figures(samples[c]) for c in CONTENDERS}
                 # ratios: the median of the per-repetition ratios (each against fio of the same turn)
-                ratios = {}
+                ratios, spread = {}, {}
                 for key in ratio_samples[0]:
                     vals = sorted(r[key] for r in ratio_samples if key in r)
                     ratios[key] = round(statistics.median(vals), 3)
+                    spread[key] = [vals[0], vals[-1]]
                 report["cases"][case_name] = {"block_size": bs, "queue_depth": qd, "workers": workers,
                                               "random": rand, "mode": mode, "contenders": figures,
                                               "ratios": ratios}
                 if args.repeat > 1:
+                    report["cases"][case_name]["ratio_spread"] = spread  # [lowest, highest] turn
                     report["cases"][case_name]["ratio_samples"] = ratio_samples
                 if not args.json:
                     print(f"{case_name:27s}", end="")
@@ -333,11 +343,14 @@ def run(args: argparse.Namespace) -> int:
                             print(f"  {contender} {f['GB/s']:6.2f} GB/s {f['IOPS'] / 1000:7.1f}k IOPS{cpu}", end="")
                         else:
                             print(f"  {contender} -", end="")
-                    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
+                    print("  " + ", ".join(f"{k} {v:.2f}" + (f" [{spread[k][0]:.2f}-{spread[k][1]:.2f}]"
+                                                                   if args.repeat > 1 else "")
+                                           for k, v in ratios.items()), flush=True)
     report["targets"] = _targets(report["cases"])
     if not args.json:
         for t in report["targets"]:
-            print(f"target {t['case']}: {t['what']} >= {t['want']}: {t['got']} {'met' if t['met'] else 'MISSED'}")
+            turns = f" (turns {t['turns'][0]}-{t['turns'][1]})" if "turns" in t else ""
+            print(f"target {t['case']}: {t['what']} >= {t['want']}: {t['got']}{turns} {'met' if t['met'] else 'MISSED'}")
     if not args.keep:
         os.unlink(path)
     if args.json:
@@ -358,6 +371,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated worker counts; each gives every contender that many threads "
                              "(fio numjobs, dsd rings, pread threads) sharing the case's queue depth; "
                              "0 = one per core (default 1,0)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run the contenders this many times in turn; report medians (default 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="turns: the contenders run this many times, a different one first each turn; "
+                             "medians and the spread of the per-turn ratios are reported (default 3)")
     parser.set_defaults(func=run)
