@@ -12,6 +12,7 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
     DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
+    DSD_IO_COALESCE     0 | 1: io_uring rings wake the reaper once per half burst (default 1)
     DSD_STAGING_BYTES   staging buffer for compressed requests, bytes, 0..2**40 (default 32 MiB)
     DSD_IO_CODEC_WORKERS  codec threads, 0 = one per online core (default 0)
 """

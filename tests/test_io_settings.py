@@ -15,12 +15,13 @@ def test_defaults_and_environment():
     env = {"DSD_IO_BACKEND": "POSIX", "DSD_IO_WORKERS": "3", "DSD_IO_QUEUE_DEPTH": "128",
            "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off", "DSD_IO_REGISTER": "off"}
     assert settings(env) == IoSettings("posix", 3, 128, True, "off", "off")
+    assert settings({}).coalesce is True and settings({"DSD_IO_COALESCE": "0"}).coalesce is False
 
 
 @pytest.mark.parametrize("var, value", [
     ("DSD_IO_BACKEND", "spdk"), ("DSD_IO_WORKERS", "-1"), ("DSD_IO_WORKERS", "many"),
     ("DSD_IO_QUEUE_DEPTH", "0"), ("DSD_IO_QUEUE_DEPTH", "5000"), ("DSD_IO_SQPOLL", "maybe"),
-    ("DSD_IO_DIRECT", "always"), ("DSD_IO_REGISTER", "yes"),
+    ("DSD_IO_DIRECT", "always"), ("DSD_IO_REGISTER", "yes"), ("DSD_IO_COALESCE", "sometimes"),
 ])
 def test_bad_environment_names_the_variable(var, value):
     with pytest.raises(ValueError, match=var):
