@@ -50,7 +50,8 @@ static void setup(void)
     close(shm);
     int kinds[2] = {DSD_IO_BACKEND_POSIX, DSD_IO_BACKEND_URING};
     for (int i = 0; i < 2; i++) {
-        struct dsd_io_config cfg = {.backend = kinds[i], .workers = 2, .queue_depth = 4, .staging_bytes = 1 << 20, .codec_workers = 2};
+        struct dsd_io_config cfg = {.backend = kinds[i], .workers = 2, .queue_depth = 4, .staging_bytes = 1 << 20,
+                                    .codec_workers = 2, .coalesce = 1};
         char why[256];
         if (dsd_io_engine_new(&cfg, &engines[nengines], why, sizeof(why)) == 0)
             nengines++;
