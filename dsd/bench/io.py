@@ -11,7 +11,7 @@ every contender gets W threads and the case's total queue depth QD, on one file:
 The driver keeps QD requests queued in the engine behind the QD in the kernel, as a busy daemon
 does. Each contender also reports its CPU time per I/O (fio: the fio process; dsd: the whole
 process, ring or pool threads plus the Python driver), since on a small shared machine the
-cheaper path is the one that leaves the most CPU to everything else. ``--repeat N`` (default 3)
+cheaper path is the one that leaves the most CPU to everything else. ``--repeat N`` (default 5)
 runs the contenders N times, a different one first each turn, and reports the median of the
 per-turn ratios with their spread (every sample in ``--json``): on a shared machine one turn swings
 with the neighbours' load, the median of ratios taken within a turn much less.
@@ -363,7 +363,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("io", help="io engine (io_uring, pread pool) against fio on one file")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every case and contender")
     parser.add_argument("--size", default="1G", help="test file size (default 1G; shrunk when the disk is short)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per contender and case (default 3)")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help="seconds per contender, case and turn (default 1: more short turns give steadier "
+                             "medians on a shared machine than a few long ones)")
     parser.add_argument("--dir", default=None, help="directory for the test file (default: the temp dir)")
     parser.add_argument("--case", action="append", help="only cases whose name contains this (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the test file for the next run")
@@ -371,7 +373,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated worker counts; each gives every contender that many threads "
                              "(fio numjobs, dsd rings, pread threads) sharing the case's queue depth; "
                              "0 = one per core (default 1,0)")
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=5,
                         help="turns: the contenders run this many times, a different one first each turn; "
-                             "medians and the spread of the per-turn ratios are reported (default 3)")
+                             "medians and the spread of the per-turn ratios are reported (default 5)")
     parser.set_defaults(func=run)
