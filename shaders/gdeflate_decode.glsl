@@ -66,7 +66,8 @@ layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
 #endif
 layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t outb[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
-// ctl[0]: next tile (work counter); ctl[4 + s]: status of stream s (0 = ok, else code | tile << 16).
+// ctl[0]: next tile (work counter); ctl[1]: failed tiles; ctl[4 + s]: status of stream s
+// (0 = ok, else code | tile << 16). The host zeroes it before each submit.
 layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };
 
 layout(push_constant) uniform Push {
@@ -691,6 +692,9 @@ void main() {
             g_osize = i + 1u == st.num_tiles ? st.last_size : TILE_BYTES;
             code = decode_tile();
         }
-        if (code != 0u && LANE == 0u) atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
+        if (code != 0u && LANE == 0u) {
+            atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
+            atomicAdd(ctl[1], 1u);  // the host reads the status words only when this is not zero
+        }
     }
 }

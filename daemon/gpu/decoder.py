@@ -1,11 +1,12 @@
 """GDeflate batch decoding on a Vulkan device with the shaders of shaders/.
 
-One `GpuDecoder` owns a pipeline, one descriptor set, one command buffer, one fence, a query
-pool for timestamps and a pool of buffers that only ever grows (so a steady stream of batches
-allocates nothing). A batch is: copy every compressed stream into the staging buffer, record
-fill(control) -> upload -> dispatch -> readback, submit, wait on the fence, read each stream's
-status word. A stream whose data is bad gets a `GpuDecodeError` in its slot; the others are
-unaffected.
+One `GpuDecoder` owns a pipeline, one descriptor set, one command buffer, a timeline semaphore
+(or a fence), a query pool for timestamps and a pool of buffers that only ever grows (so a
+steady stream of batches allocates nothing). A batch is: copy every compressed stream into the
+staging buffer, zero the control block through its mapping, record upload -> dispatch ->
+readback (or reuse the recording), submit and wait (dsd._native.VkSubmitter: no Python between
+the two), read the error count and, only if it is not zero, each stream's status word. A stream
+whose data is bad gets a `GpuDecodeError` in its slot; the others are unaffected.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .device import Buffer, VulkanDevice
 from .errors import GpuDecodeError, GpuError, GpuUnavailable
 
 ENV_SHADER = "DSD_GPU_SHADER"  # wave32 | shared | auto (default): which shader variant
+ENV_SUBMIT = "DSD_GPU_SUBMIT"  # native | python | auto (default): who submits and waits
+ENV_SYNC = "DSD_GPU_SYNC"  # timeline | fence | auto (default): what signals a batch's end
 DEFAULT_STEP_BUDGET = 1 << 19
 WAVE32_TILES_PER_GROUP = 4
 STREAM_RECORD = struct.Struct("<8I")
@@ -303,19 +306,71 @@ class GpuDecoder:
             level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY, commandBufferCount=1,
         )
         self._cmd = vk.vkAllocateCommandBuffers(dev, cbai)[0]
-        self._fence = vk.vkCreateFence(dev, vk.VkFenceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_FENCE_CREATE_INFO), None)
         self._queries = None
         if self.device.timestamps:
             qpci = vk.VkQueryPoolCreateInfo(
                 sType=vk.VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, queryType=vk.VK_QUERY_TYPE_TIMESTAMP, queryCount=2
             )
             self._queries = vk.vkCreateQueryPool(dev, qpci, None)
+        self._make_sync()
         self._push = vk.ffi.new("uint32_t[4]")
         self._nv_cmd = None
         self._recorded = None
         self._submit_info = None
         self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
+        self._zeros = bytes(4096)
+
+    def _make_sync(self) -> None:
+        """The batch-end signal (timeline semaphore, else fence) and who waits for it (C or Python)."""
+        vk, dev = self.vk, self.device.device
+        sync = os.environ.get(ENV_SYNC, "auto")
+        if sync not in ("auto", "timeline", "fence"):
+            raise GpuUnavailable(f"{ENV_SYNC}={sync!r}: expected timeline, fence or auto")
+        if sync == "timeline" and not self.device.timeline:
+            raise GpuUnavailable(f"{ENV_SYNC}=timeline but the device has no timeline semaphores")
+        self._timeline = self.device.timeline and sync != "fence"
+        self._fence = self._semaphore = None
+        self._sync_value = 0
+        if self._timeline:
+            tci = vk.VkSemaphoreTypeCreateInfo(
+                sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO, semaphoreType=vk.VK_SEMAPHORE_TYPE_TIMELINE,
+                initialValue=0,
+            )
+            sci = vk.VkSemaphoreCreateInfo(sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, pNext=tci)
+            self._semaphore = vk.vkCreateSemaphore(dev, sci, None)
+        else:
+            self._fence = vk.vkCreateFence(dev, vk.VkFenceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_FENCE_CREATE_INFO), None)
+        submit = os.environ.get(ENV_SUBMIT, "auto")
+        if submit not in ("auto", "native", "python"):
+            raise GpuUnavailable(f"{ENV_SUBMIT}={submit!r}: expected native, python or auto")
+        self._submitter = None
+        if submit != "python":
+            self._submitter = self._native_submitter()
+            if self._submitter is None and submit == "native":
+                raise GpuUnavailable(f"{ENV_SUBMIT}=native but dsd._native has no VkSubmitter (run make build)")
+        self.completion = ("timeline semaphore" if self._timeline else "fence") + (
+            ", native submit" if self._submitter is not None else ", python submit")
+
+    def _native_submitter(self):
+        """dsd._native.VkSubmitter over this decoder's queue, command buffer and sync object, or
+        None when the extension lacks it (the Python path below does the same, slower)."""
+        try:
+            from dsd._native import VkSubmitter
+        except ImportError:
+            return None
+        vk, dev = self.vk, self.device.device
+        ffi = vk.ffi
+
+        def ptr(h) -> int:
+            return int(ffi.cast("uintptr_t", h)) if h is not None else 0
+
+        names = ("vkQueueSubmit", "vkGetSemaphoreCounterValue", "vkWaitSemaphores", "vkGetFenceStatus",
+                 "vkWaitForFences", "vkResetFences", "vkGetQueryPoolResults")
+        procs = tuple(ptr(vk.lib.vkGetDeviceProcAddr(dev, n.encode())) for n in names)
+        sync = self._semaphore if self._timeline else self._fence
+        return VkSubmitter(procs, ptr(dev), ptr(self.device.compute_queue), ptr(self._cmd), ptr(sync),
+                           self._timeline, ptr(self._queries))
 
     # -- buffer pool --------------------------------------------------------------------------
     def _pool(self, role: str, size: int) -> Buffer:
@@ -327,11 +382,15 @@ class GpuDecoder:
         new_size = 1 << max(16, (max(size, 1) - 1).bit_length())
         usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
         host = role in ("in_stage", "out_stage", "streams", "control")
+        # The stream records and the control block (tile counter, error count, status words) are
+        # small and touched by every tile: in device memory the host can map (BAR) where there is
+        # some, so the shader's atomics and lookups stay on the GPU instead of crossing PCIe.
+        near = role in ("streams", "control")
         if buf is not None:
             self.device.destroy_buffer(buf)
             del self._buffers[role]
-        buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host,
-                                        readback=role in ("out_stage", "control"))
+        buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host or near,
+                                        readback=role == "out_stage")
         self._buffers[role] = buf
         self._bound = None
         return buf
@@ -537,6 +596,12 @@ class GpuDecoder:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
+        # The shader's tile counter, error count and status words start at zero: written here
+        # through the mapping (a queue submit makes host writes visible) instead of a fill command.
+        cn = 16 + 4 * n
+        if len(self._zeros) < cn:
+            self._zeros = bytes(cn)
+        ctl.mapping[:cn] = self._zeros[:cn]
         sm = sbuf.mapping
         for k, rec in enumerate(records):
             _idx, in_off, ln, out_off, plan, base = rec[:6]
@@ -561,14 +626,13 @@ class GpuDecoder:
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
         if method == "shader" and key == self._recorded:
             t = time.perf_counter()
-            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
+            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
             result["submit"] = time.perf_counter() - t
             return self._finish(result, records, ctl, n, method)
         self._recorded = None
         vk.vkResetCommandBuffer(cmd, 0)
         begin = vk.VkCommandBufferBeginInfo(sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=0)
         vk.vkBeginCommandBuffer(cmd, begin)
-        vk.vkCmdFillBuffer(cmd, ctl.handle, 0, _align(16 + 4 * n, 4), 0)
         if in_dev is not ins and not resident:
             region = vk.VkBufferCopy(srcOffset=0, dstOffset=0, size=in_size)
             vk.vkCmdCopyBuffer(cmd, ins.handle, in_dev.handle, 1, [region])
@@ -606,24 +670,26 @@ class GpuDecoder:
         vk.vkEndCommandBuffer(cmd)
         self._recorded = key if not device_out else None
         t = time.perf_counter()
-        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
+        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
         result["submit"] = time.perf_counter() - t
         return self._finish(result, records, ctl, n, method)
 
     def _finish(self, result, records, ctl, n, method) -> dict:
-        vk, dev = self.vk, self.device.device
-        if self._queries is not None:
-            vk.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
-                                     vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
+        if result.get("dispatch") is None and self._queries is not None:
+            vk, dev = self.vk, self.device.device
+            vk.lib.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
+                                         vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
             result["dispatch"] = (self._ts[1] - self._ts[0]) * self.device.timestamp_period * 1e-9
-        cm = ctl.mapping
-        words = cm[16: 16 + 4 * n].cast("I")
         statuses = {}
-        if method == "shader":
+        cm = ctl.mapping
+        # ctl[1] counts failed tiles: the status words (n of them, maybe in uncached device
+        # memory) are read only when it is not zero.
+        if method == "shader" and cm[4:8] != b"\0\0\0\0":
+            words = cm[16: 16 + 4 * n].cast("I")
             for k, rec in enumerate(records):
                 if words[k]:
                     statuses[rec[0]] = words[k]
-        words.release()
+            words.release()
         result["statuses"] = statuses
         return result
 
@@ -663,15 +729,41 @@ class GpuDecoder:
                 k += 1
         self._nv_cmd(cmd, k, regions)
 
-    def _submit_and_wait(self, cmd, spin: bool = False) -> None:
+    def _submit_and_wait(self, cmd, spin: bool = False, result: dict | None = None) -> None:
+        """Submits `cmd` (always self._cmd) and waits for it; fills result["dispatch"] from the
+        timestamps when the native submitter read them."""
+        self._sync_value += 1
+        spin_ns = int(SPIN_SECONDS * 1e9) if spin else 0
+        if self._submitter is not None:
+            want_ts = result is not None and self._queries is not None
+            code, t0, t1, _spun = self._submitter.run(self._sync_value, spin_ns, FENCE_TIMEOUT_NS, want_ts)
+            if code != 0:
+                self._sync_failed(code)
+            if want_ts:
+                result["dispatch"] = (t1 - t0) * self.device.timestamp_period * 1e-9
+            return
         vk, dev = self.vk, self.device.device
         if self._submit_info is None:  # built once: the command buffer never changes
-            self._submit_info = [vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1,
-                                                 pCommandBuffers=[cmd])]
-        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence)
+            self._value_box = vk.ffi.new("uint64_t[1]")
+            tl = None
+            if self._timeline:
+                tl = vk.VkTimelineSemaphoreSubmitInfo(
+                    sType=vk.VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO, signalSemaphoreValueCount=1,
+                    pSignalSemaphoreValues=self._value_box,
+                )
+            self._submit_keep = tl
+            self._submit_info = [vk.VkSubmitInfo(
+                sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, pNext=tl, commandBufferCount=1, pCommandBuffers=[cmd],
+                signalSemaphoreCount=1 if self._timeline else 0,
+                pSignalSemaphores=[self._semaphore] if self._timeline else None,
+            )]
+        self._value_box[0] = self._sync_value
+        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence if self._fence is not None else vk.VK_NULL_HANDLE)
+        if self._timeline:
+            self._wait_timeline(spin_ns)
+            return
         if spin:
-            # Small batches finish in tens of µs: polling the fence for a little while beats the
-            # wake-up latency of a blocking wait (part of the per-batch overhead budget).
+            # Small batches finish in tens of µs: polling beats the wake-up of a blocking wait.
             deadline = time.perf_counter() + SPIN_SECONDS
             status = vk.lib.vkGetFenceStatus(dev, self._fence)
             while status == vk.VK_NOT_READY and time.perf_counter() < deadline:
@@ -685,6 +777,30 @@ class GpuDecoder:
             raise GpuError("GPU decode did not finish within its time limit") from exc
         finally:
             vk.vkResetFences(dev, 1, [self._fence])
+
+    def _wait_timeline(self, spin_ns: int) -> None:
+        vk, dev = self.vk, self.device.device
+        got = vk.ffi.new("uint64_t*")
+        deadline = time.perf_counter() + spin_ns * 1e-9
+        while True:
+            vk.lib.vkGetSemaphoreCounterValue(dev, self._semaphore, got)
+            if got[0] >= self._sync_value:
+                return
+            if time.perf_counter() >= deadline:
+                break
+        wait = vk.VkSemaphoreWaitInfo(sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO, semaphoreCount=1,
+                                      pSemaphores=[self._semaphore], pValues=[self._sync_value])
+        try:
+            vk.vkWaitSemaphores(dev, wait, FENCE_TIMEOUT_NS)
+        except vk.VkTimeout as exc:
+            raise GpuError("GPU decode did not finish within its time limit") from exc
+
+    def _sync_failed(self, code: int) -> None:
+        if self._fence is not None:
+            self.vk.vkResetFences(self.device.device, 1, [self._fence])
+        if code == self.vk.VK_TIMEOUT:
+            raise GpuError("GPU decode did not finish within its time limit")
+        raise GpuError(f"GPU submit or wait failed: VkResult {code}")
 
     def max_groups(self) -> int:
         # Persistent groups pull tiles from the counter; enough to fill any current GPU.
@@ -728,6 +844,7 @@ class GpuDecoder:
                 self.device.destroy_buffer(buf)
             self._buffers.clear()
             for attr, fn in (("_queries", vk.vkDestroyQueryPool), ("_fence", vk.vkDestroyFence),
+                             ("_semaphore", vk.vkDestroySemaphore),
                              ("_cpool", vk.vkDestroyCommandPool), ("_dpool", vk.vkDestroyDescriptorPool),
                              ("_pipeline", vk.vkDestroyPipeline), ("_cache", vk.vkDestroyPipelineCache),
                              ("_layout", vk.vkDestroyPipelineLayout), ("_set_layout", vk.vkDestroyDescriptorSetLayout),

@@ -51,6 +51,7 @@ class DeviceInfo:
     nv_memory_decompression: bool
     external_memory_fd: bool
     vulkan_memory_model: bool
+    timeline_semaphore: bool
     validation: bool
     reason: str
     candidates: tuple[str, ...] = field(default=())
@@ -210,6 +211,8 @@ class VulkanDevice:
         self.size_control = bool(f13.subgroupSizeControl)
         self.full_subgroups = bool(f13.computeFullSubgroups)
         self.buffer_device_address = bool(f12.bufferDeviceAddress)
+        # Batch completion: a timeline semaphore (core 1.2) where the driver has it, else a fence.
+        self.timeline = bool(f12.timelineSemaphore)
         # Both or neither: with the model on, Device scope (our atomics) needs the DeviceScope bit.
         self.memory_model = bool(f12.vulkanMemoryModel and f12.vulkanMemoryModelDeviceScope)
         self.nv_decompression = bool(nvf is not None and nvf.memoryDecompression and self.buffer_device_address)
@@ -245,6 +248,7 @@ class VulkanDevice:
             nv_memory_decompression=self.nv_decompression,
             external_memory_fd=self.external_fd,
             vulkan_memory_model=self.memory_model,
+            timeline_semaphore=self.timeline,
             validation=validation,
             reason=reason,
             candidates=names,
@@ -264,7 +268,7 @@ class VulkanDevice:
             sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
             storageBuffer8BitAccess=vk.VK_TRUE,
             bufferDeviceAddress=vk.VK_TRUE if self.buffer_device_address else vk.VK_FALSE,
-            timelineSemaphore=vk.VK_FALSE,
+            timelineSemaphore=vk.VK_TRUE if self.timeline else vk.VK_FALSE,
             vulkanMemoryModel=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
             vulkanMemoryModelDeviceScope=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
         )
