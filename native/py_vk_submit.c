@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <sched.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -122,6 +123,7 @@ static vk_result submit_wait(VkSubmitterObject *s, uint64_t value, uint64_t spin
             if (r != VK_SUCCESS_) return r;
             if (got >= value) { done = 1; break; }
             if (!deadline || now_ns() >= deadline) break;
+            sched_yield();  /* free on an idle core; lets a CPU driver's own threads run when busy */
         }
         if (!done) {
             struct vk_semaphore_wait_info wi = {VK_ST_SEMAPHORE_WAIT_INFO, NULL, 0, 1, &s->sync, &value};
@@ -134,6 +136,7 @@ static vk_result submit_wait(VkSubmitterObject *s, uint64_t value, uint64_t spin
             if (r == VK_SUCCESS_) { done = 1; break; }
             if (r != VK_NOT_READY_) return r;
             if (!deadline || now_ns() >= deadline) break;
+            sched_yield();
         }
         if (!done) {
             r = s->wait_fences(s->device, 1, &s->sync, 1, timeout_ns);

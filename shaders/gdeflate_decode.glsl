@@ -65,6 +65,12 @@ layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
 #define OUT_QUALIFIER coherent
 #endif
 layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t outb[]; };
+#if defined(DSD_SOLO_WORDS) || defined(DSD_COOP_WORDS)
+// The same output buffer seen as words, for word-wide match copies. Every word read through it
+// either holds bytes written before the last sync_out (a memory barrier covers all storage-buffer
+// memory, whichever view wrote it) or bytes the copy does not use.
+layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutWords { uint outw[]; };
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
 // ctl[0]: next tile (work counter); ctl[1]: failed tiles; ctl[4 + s]: status of stream s
 // (0 = ok, else code | tile << 16). The host zeroes it before each submit.
@@ -196,15 +202,37 @@ uint load_word(uint k) {
     return v;
 }
 
+#ifdef DSD_REFILL_AHEAD
+// Read-ahead window: lane i holds word g_wbase + i, loaded one round before it is needed, so a
+// refill is a shuffle instead of a global load in the round's critical path.
+uint g_wbase;
+uint g_win;
+void read_ahead() {
+    g_wbase = g_rp;
+    g_win = load_word(g_rp + LANE);
+}
+#endif
+
 // Refill check (format doc §2.2) for the lanes that take part, in lane order.
 void refill(bool take_part) {
     bool need = take_part && g_avail < 32u;
     uint m = lane_ballot(need);
+#ifdef DSD_REFILL_AHEAD
+    if (m == 0u) return;  // uniform
+    uint k = g_rp + bitCount(m & ((1u << LANE) - 1u));
+    uint off = k - g_wbase;
+    uint v = lane_read(g_win, off & 31u);
+    if (need) {
+        g_buf |= uint64_t(off < 32u ? v : load_word(k)) << g_avail;
+        g_avail += 32u;
+    }
+#else
     if (need) {
         uint k = g_rp + bitCount(m & ((1u << LANE) - 1u));
         g_buf |= uint64_t(load_word(k)) << g_avail;
         g_avail += 32u;
     }
+#endif
     g_rp += bitCount(m);
 }
 
@@ -322,6 +350,34 @@ uint g_osize;
 // One match, copied by all 32 lanes. Bytes come from before `dest`, so none of them is written
 // by this copy: an overlapping match repeats its period (k mod dist), like a forward byte copy.
 void copy_match(uint dest, uint len, uint dist) {
+#ifdef DSD_COOP_WORDS
+    // Without self-overlap, lane j copies destination word j (and j + 32, ...), built from two
+    // aligned source words; lanes 0..2 copy the bytes before the first word boundary, lanes 3..5
+    // those after the last: a 258-byte match is 3 passes instead of 9.
+    if (dist >= len && len >= 8u) {
+        uint s = g_ob + dest - dist;
+        uint d = g_ob + dest;
+        uint head = (4u - (d & 3u)) & 3u;
+        uint nb = (len - head) >> 2;
+        uint tail = len - head - 4u * nb;
+        uint sb = s + head;
+        uint sh = (sb & 3u) * 8u;
+        uint sw = sb >> 2;
+        uint dw = (d + head) >> 2;
+        for (uint j = LANE; j < nb; j += 32u) {
+            uint a = outw[sw + j];
+            uint b = outw[sw + j + 1u];
+            outw[dw + j] = sh == 0u ? a : (a >> sh) | (b << (32u - sh));
+        }
+        if (LANE < head) {
+            outb[d + LANE] = outb[s + LANE];
+        } else if (LANE >= 3u && LANE - 3u < tail) {
+            uint k = head + 4u * nb + LANE - 3u;
+            outb[d + k] = outb[s + k];
+        }
+        return;
+    }
+#endif
     uint src = dest - dist;
     for (uint k = LANE; k < len; k += 32u) {
         uint from = dist >= len ? k : k % dist;
@@ -337,6 +393,43 @@ void copy_match(uint dest, uint len, uint dist) {
 // A lone lane copies in groups of this many bytes (1: byte by byte).
 #ifndef SOLO_GROUP
 #define SOLO_GROUP 4
+#endif
+
+#ifdef DSD_SOLO_WORDS
+#ifndef SOLO_WORD_GROUP
+#define SOLO_WORD_GROUP 4
+#endif
+// One lane's copy of out[s, s + n) to out[d, d + n) with s + n <= d (no self-overlap): bytes up
+// to d's word boundary, then whole destination words built from two aligned source words each,
+// loaded SOLO_WORD_GROUP words at a time before their stores (so their latencies overlap), then
+// the last bytes. Head and tail bytes are loaded first, alongside the first group.
+void solo_copy_words(uint s, uint d, uint n) {
+    uint head = min(n, (4u - (d & 3u)) & 3u);
+    uint nb = (n - head) >> 2;
+    uint tail = n - head - 4u * nb;
+    uint ts = s + head + 4u * nb;
+    uint hv[3];
+    uint tv[3];
+    for (uint j = 0u; j < 3u; j++) {
+        hv[j] = j < head ? uint(outb[s + j]) : 0u;
+        tv[j] = j < tail ? uint(outb[ts + j]) : 0u;
+    }
+    uint sb = s + head;
+    uint sh = (sb & 3u) * 8u;
+    uint sw = sb >> 2;
+    uint dw = (d + head) >> 2;
+    for (uint g = 0u; g < nb; g += uint(SOLO_WORD_GROUP)) {
+        uint w[SOLO_WORD_GROUP + 1];
+        for (uint j = 0u; j <= uint(SOLO_WORD_GROUP); j++) w[j] = g + j <= nb ? outw[sw + g + j] : 0u;
+        for (uint j = 0u; j < uint(SOLO_WORD_GROUP); j++) {
+            if (g + j < nb) outw[dw + g + j] = sh == 0u ? w[j] : (w[j] >> sh) | (w[j + 1u] << (32u - sh));
+        }
+    }
+    for (uint j = 0u; j < 3u; j++) {
+        if (j < head) outb[d + j] = uint8_t(hv[j]);
+        if (j < tail) outb[d + head + 4u * nb + j] = uint8_t(tv[j]);
+    }
+}
 #endif
 
 // Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
@@ -404,6 +497,11 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             sync_out();
             fresh = NOTHING_FRESH;
         }
+#ifdef DSD_SOLO_WORDS
+        if (solo && dist >= len) {
+            solo_copy_words(g_ob + dest - dist, g_ob + dest, len);
+        } else
+#endif
         if (solo) {
             uint src = g_ob + dest - dist;
             uint dst = g_ob + dest;
@@ -586,6 +684,9 @@ uint huffman_block() {
             refill(true);
         }
         g_out += produced;
+#ifdef DSD_REFILL_AHEAD
+        read_ahead();
+#endif
         uint e = group_error();
         if (e != 0u) return e;
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
@@ -617,6 +718,9 @@ uint decode_tile() {
     g_rp = 32u;
     g_buf = uint64_t(load_word(LANE));
     g_avail = 32u;
+#ifdef DSD_REFILL_AHEAD
+    read_ahead();
+#endif
     bool fixed_ready = false;
     for (;;) {
         if (++g_steps > pc.step_budget) return E_BUDGET;

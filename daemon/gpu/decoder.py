@@ -192,11 +192,14 @@ class GpuDecoder:
             self.spv_name = "gdeflate_wave32" if d.memory_model else "gdeflate_wave32_coherent"
         else:
             self.spv_name = "gdeflate_lanes_shared"
-        # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
+        # Experiments only: DSD_GPU_SPV=name[:tiles_per_group] loads another build of the chosen
+        # shader from dsd/shaders (A/B runs; tiles_per_group applies to wave32 builds).
         override = os.environ.get("DSD_GPU_SPV")
-        if override and self.shader == "wave32":
+        if override:
             name, _, per = override.partition(":")
-            self.spv_name, self.tiles_per_group = name, int(per or WAVE32_TILES_PER_GROUP)
+            self.spv_name = name
+            if self.shader == "wave32":
+                self.tiles_per_group = int(per or WAVE32_TILES_PER_GROUP)
         # Persistent groups pulling tiles from an atomic counter (format doc §4); off with
         # DSD_GPU_PERSISTENT=0, and off on CPU drivers, where one workgroup per tile is as good.
         env = os.environ.get("DSD_GPU_PERSISTENT")
