@@ -257,12 +257,31 @@ uint take(uint n) {
 // single code of length 1, and then every 1-bit code decodes to that symbol.
 uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 
+// With real subgroups (wave32 builds, unless DSD_SERIAL_TABLES) the counts and the placement of
+// the symbols go 32 entries at a time through one ballot per code length, instead of each lane
+// walking all n lengths twice: a 288-entry table costs ~300 ballots instead of ~600 dependent
+// shared loads per lane (the fixed cost of a small tile; docs/gpu.md). DSD_BALLOT_TABLES turns it
+// on in the shared-memory build too (slow there; for testing on CPU drivers).
+#if (defined(DSD_WAVE32) && !defined(DSD_SERIAL_TABLES)) || defined(DSD_BALLOT_TABLES)
+#define BALLOT_TABLES 1
+#endif
+
 bool build_table(uint t, uint n, uint syms_off) {
     uint L = LANE;
     uint cnt = 0u;
+#ifdef BALLOT_TABLES
+    for (uint c = 0u; c < n; c += 32u) {
+        uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
+        for (uint k = 1u; k <= 15u; k++) {
+            uint m = lane_ballot(l == k);
+            if (L == k) cnt += bitCount(m);
+        }
+    }
+#else
     if (L >= 1u && L <= 15u) {
         for (uint i = 0u; i < n; i++) cnt += s_lens[SLOT][i] == L ? 1u : 0u;
     }
+#endif
     uint used = lane_sum((L >= 1u && L <= 15u) ? (cnt << (15u - L)) : 0u);
     uint count1 = lane_read(cnt, 1u);
     if (used > 32768u) return false;
@@ -271,16 +290,20 @@ bool build_table(uint t, uint n, uint syms_off) {
     if (special) cnt = L == 1u ? 2u : 0u;
     if (L < 16u) s_cnt[SLOT][L] = cnt;
     sync_shared();
+    uint off = 0u;
     if (L >= 1u && L <= 15u) {
         uint code = 0u;
-        uint off = 0u;
         for (uint j = 1u; j < L; j++) {
             code = (code + s_cnt[SLOT][j]) << 1;
             off += s_cnt[SLOT][j];
         }
         s_lim[SLOT][t][L] = (code + cnt) << (15u - L);
         s_base[SLOT][t][L] = int(off) - int(code);
+#ifdef BALLOT_TABLES
+        if (false) {
+#else
         if (!special) {
+#endif
             uint j = off;
             for (uint i = 0u; i < n; i++) {
                 if (s_lens[SLOT][i] == L) { s_syms[SLOT][syms_off + j] = i; j++; }
@@ -293,6 +316,24 @@ bool build_table(uint t, uint n, uint syms_off) {
         }
     }
     if (L == 0u) s_lim[SLOT][t][0] = 0u;
+#ifdef BALLOT_TABLES
+    if (!special) {  // uniform
+        // Symbols in order of (length, index): lane k's `next` is where the next symbol of
+        // length k goes; a symbol's place is that plus the lanes below it with its length.
+        uint next = off;
+        for (uint c = 0u; c < n; c += 32u) {
+            uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
+            uint pos = 0u;
+            for (uint k = 1u; k <= 15u; k++) {
+                uint m = lane_ballot(l == k);
+                uint at = lane_read(next, k);
+                if (l == k) pos = at + bitCount(m & ((1u << LANE) - 1u));
+                if (L == k) next += bitCount(m);
+            }
+            if (l != 0u) s_syms[SLOT][syms_off + pos] = c + LANE;
+        }
+    }
+#endif
     sync_shared();
 #ifdef DSD_LUT
     if (t != T_PRE) {

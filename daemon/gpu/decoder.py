@@ -160,7 +160,7 @@ class GpuDecoder:
         self._buffers: dict[str, Buffer] = {}
         self._bound: tuple | None = None
         self._batches = self._streams = self._decoded = self._errors = 0
-        self._last: BatchStatistics | None = None
+        self._last_raw: tuple | None = None
         self.closed = False
         try:
             self._choose_shader(shader or os.environ.get(ENV_SHADER, "auto"))
@@ -265,9 +265,38 @@ class GpuDecoder:
         cpci = vk.VkComputePipelineCreateInfo(
             sType=vk.VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, stage=stage, layout=self._layout,
             basePipelineIndex=-1,
+            flags=vk.VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR if self.device.pipeline_stats else 0,
         )
         self._pipeline = vk.vkCreateComputePipelines(dev, self._cache, 1, [cpci], None)[0]
         self._save_cache()
+
+    def pipeline_statistics(self) -> dict:
+        """The driver's statistics of the decode pipeline (VK_KHR_pipeline_executable_properties;
+        on NVIDIA: registers per thread, shared memory, instructions...), for profiling. Empty
+        unless the device was opened with DSD_GPU_PIPELINE_STATS=1 and has the extension."""
+        if not self.device.pipeline_stats:
+            return {}
+        vk, dev, ffi = self.vk, self.device.device, self.vk.ffi
+        fn = ffi.cast("PFN_vkGetPipelineExecutableStatisticsKHR",
+                      vk.lib.vkGetDeviceProcAddr(dev, b"vkGetPipelineExecutableStatisticsKHR"))
+        info = ffi.new("VkPipelineExecutableInfoKHR*")
+        info.sType = vk.VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR
+        info.pipeline = self._pipeline
+        info.executableIndex = 0
+        count = ffi.new("uint32_t*")
+        fn(dev, info, count, ffi.NULL)
+        stats = ffi.new("VkPipelineExecutableStatisticKHR[]", count[0])
+        for i in range(count[0]):
+            stats[i].sType = vk.VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR
+        fn(dev, info, count, stats)
+        out = {}
+        for i in range(count[0]):
+            st = stats[i]
+            fmt = st.format
+            value = (st.value.b32 if fmt == 0 else st.value.i64 if fmt == 1 else
+                     st.value.u64 if fmt == 2 else st.value.f64)
+            out[ffi.string(st.name).decode()] = value
+        return out
 
     def _save_cache(self) -> None:
         vk, dev = self.vk, self.device.device
@@ -545,8 +574,9 @@ class GpuDecoder:
             self._streams += len(plans)
             self._decoded += decoded
             self._errors += errors
-            self._last = BatchStatistics(len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
-                                         time.perf_counter() - t0)
+            # The dataclass is built when asked for (statistics()): off the per-batch path.
+            self._last_raw = (len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
+                              time.perf_counter() - t0)
         return {
             "buffer": stats.get("device_buffer"),
             "offsets": out_offs,
@@ -833,7 +863,8 @@ class GpuDecoder:
     # -- state --------------------------------------------------------------------------------
     def statistics(self) -> DecoderStatistics:
         return DecoderStatistics(self._batches, self._streams, self._decoded, self._errors, self.shader,
-                                 self.device.info.name, self._last)
+                                 self.device.info.name,
+                                 BatchStatistics(*self._last_raw) if self._last_raw is not None else None)
 
     def close(self) -> None:
         if self.closed:

@@ -8,6 +8,7 @@ while read -r name flags; do
     [ -z "$name" ] && continue
     glslangValidator --target-env vulkan1.2 -V $flags shaders/gdeflate_wave32.comp -o "$out/$name.spv" >/dev/null
 done <<'LIST'
+gdeflate_wave32_serialtables -DDSD_SERIAL_TABLES
 gdeflate_wave32_words -DDSD_SOLO_WORDS
 gdeflate_wave32_words2 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=2
 gdeflate_wave32_words8 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=8

@@ -14,7 +14,11 @@ gcc -O3 -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -shared
 python3 -c "from dsd.codec import gdeflate; from dsd._native import VkSubmitter; print('cpu codec + VkSubmitter ok', len(gdeflate.compress(b'x'*100000)))"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
 timeout 100 python3 check_conformance.py 2>&1 | tee $OUT/check_conformance.log
-[ "${DISPATCH:-1}" = 1 ] && timeout 90 python3 dispatch.py 2>&1 | tee $OUT/dispatch.log
+# GPU clocks sampled while the small batches run (they may not hold the clock up).
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 100 > $OUT/clocks.log 2>&1 &
+smi=$!
+[ "${DISPATCH:-1}" = 1 ] && timeout 120 python3 dispatch.py 2>&1 | tee $OUT/dispatch.log
+kill $smi
 [ -n "${VARIANTS:-}" ] && timeout 230 python3 variants.py 2>&1 | tee $OUT/variants.log
 timeout 200 python3 -m dsd bench gpu --mib 512 --repeat 4 ${BENCH_ARGS:---json} > $OUT/bench.out 2> $OUT/bench.err; echo "bench rc=$?"
 tail -3 $OUT/bench.err; cat $OUT/bench.out

@@ -4,7 +4,7 @@
 # against the original before timing). GPU timestamps, median of 5 after a 0.7 s warm-up.
 import os, sys, time, hashlib, glob
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "py"))
-from dsd.daemon.gpu import GpuDecoder
+from dsd.daemon.gpu import GpuDecoder, VulkanDevice
 from dsd.bench.gpu import game_like_corpus
 from dsd.codec import gdeflate
 C = os.path.join(os.path.dirname(__file__), "conf") + "/"
@@ -30,10 +30,18 @@ game = [(gdeflate.compress(corpus[o:o + (1 << 20)], level=9, threads=0), 1 << 20
 print(f"corpus built+compressed in {time.time()-t:.1f}s", flush=True)
 game_sha = hashlib.sha256(corpus).hexdigest()
 del corpus
+# One device for every build (a new instance per decoder ran the driver out of something after
+# ~30); its pipelines report the driver's compile statistics (registers, shared memory...).
+os.environ["DSD_GPU_PIPELINE_STATS"] = "1"
+dev = VulkanDevice()
 ok_variants = []
 for spv, per in VARIANTS:
     os.environ["DSD_GPU_SPV"] = f"{spv}:{per}"
-    d = GpuDecoder(shader=SHADER)
+    d = GpuDecoder(dev, shader=SHADER)
+    try:
+        print(f"pipeline {spv}:{per}: {d.pipeline_statistics()}", flush=True)
+    except Exception as exc:  # profiling only
+        print(f"pipeline {spv}:{per}: statistics unavailable: {exc!r}", flush=True)
     res = d.decode_batch(conf_items)
     good = sum(1 for n, r in zip(names, res) if isinstance(r, bytes) and hashlib.sha256(r).hexdigest() == man[n])
     errs = [getattr(r, "code", None) for r in res[len(names):]]
@@ -49,7 +57,7 @@ for name, batch in (("conformance-mix", conf), ("game-corpus", game)):
     ref = None
     for spv, per in ok_variants:
         os.environ["DSD_GPU_SPV"] = f"{spv}:{per}"
-        d = GpuDecoder(shader=SHADER)
+        d = GpuDecoder(dev, shader=SHADER)
         res = d.decode_batch_pool(batch)
         assert all(r is None for r in res), [r for r in res if r][:2]
         h = hashlib.sha256(); pos = 0
@@ -74,3 +82,4 @@ print("summary (GB/s):")
 for spv, per in ok_variants:
     r = {n: f"{g:6.2f}{'' if s else ' WRONG'}" for n, s2, p, g, s in rows if s2 == spv and p == per}
     print(f"  {spv:28s}:{per}  conf {r.get('conformance-mix')}  game {r.get('game-corpus')}")
+dev.close()
