@@ -15,6 +15,13 @@
 
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_ARB_gpu_shader_int64 : require
+#ifdef DSD_TABLE_NO_UNROLL
+// A/B: keep the table builder's per-length ballot loops rolled (smaller code).
+#extension GL_EXT_control_flow_attributes : require
+#define TABLE_LOOP [[dont_unroll]]
+#else
+#define TABLE_LOOP
+#endif
 
 #ifdef DSD_WAVE32
 #extension GL_KHR_shader_subgroup_basic : require
@@ -179,8 +186,18 @@ void sync_shared() { memoryBarrierShared(); barrier(); }
 uint64_t g_buf;
 uint g_avail;
 uint g_rp;
+#ifdef DSD_STATE_SHARED
+// A/B: the tile's bounds (the same in every lane) in shared memory instead of four registers
+// per lane; written by lane 0 before the tile starts.
+shared uint s_state[SLOTS][4];
+#define g_tb s_state[SLOT][0]
+#define g_te s_state[SLOT][1]
+#define g_ob s_state[SLOT][2]
+#define g_osize s_state[SLOT][3]
+#else
 uint g_tb;   // first byte of the tile in `words`
 uint g_te;   // one past its last byte
+#endif
 uint g_err;  // this lane's first error (0 = none)
 
 void fail(uint code) { if (g_err == 0u) g_err = code; }
@@ -272,7 +289,7 @@ bool build_table(uint t, uint n, uint syms_off) {
 #ifdef BALLOT_TABLES
     for (uint c = 0u; c < n; c += 32u) {
         uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
-        for (uint k = 1u; k <= 15u; k++) {
+        TABLE_LOOP for (uint k = 1u; k <= 15u; k++) {
             uint m = lane_ballot(l == k);
             if (L == k) cnt += bitCount(m);
         }
@@ -324,7 +341,7 @@ bool build_table(uint t, uint n, uint syms_off) {
         for (uint c = 0u; c < n; c += 32u) {
             uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
             uint pos = 0u;
-            for (uint k = 1u; k <= 15u; k++) {
+            TABLE_LOOP for (uint k = 1u; k <= 15u; k++) {
                 uint m = lane_ballot(l == k);
                 uint at = lane_read(next, k);
                 if (l == k) pos = at + bitCount(m & ((1u << LANE) - 1u));
@@ -385,8 +402,10 @@ uint group_error() {
 
 // ---------------------------------------------------------------------------------------------
 // Output: the tile's window is outb[g_ob, g_ob + g_osize).
+#ifndef DSD_STATE_SHARED
 uint g_ob;
 uint g_osize;
+#endif
 
 // One match, copied by all 32 lanes. Bytes come from before `dest`, so none of them is written
 // by this copy: an overlapping match repeats its period (k mod dist), like a forward byte copy.
@@ -668,12 +687,42 @@ uint dynamic_header() {
     return 0u;
 }
 
+#ifdef DSD_FIXED_BY_BUILD
 void fixed_lengths() {
     for (uint i = LANE; i < 288u; i += 32u) {
         s_lens[SLOT][i] = i < 144u ? 8u : (i < 256u ? 9u : (i < 280u ? 7u : 8u));
     }
     sync_shared();
 }
+#else
+// The fixed codes' tables in closed form, the same as build_table makes from their lengths
+// (litlen: 0-143 8 bits, 144-255 9, 256-279 7, 280-287 8; distance: 32 x 5 bits): no walk over
+// the lengths, so a fixed block starts in about a microsecond (a small tile's fixed cost).
+void fixed_table(uint t, uint syms_off) {
+    uint L = LANE;
+    uint cnt = t == T_LITLEN ? (L == 7u ? 24u : (L == 8u ? 152u : (L == 9u ? 112u : 0u))) : (L == 5u ? 32u : 0u);
+    if (L < 16u) s_cnt[SLOT][L] = cnt;
+    sync_shared();
+    if (L >= 1u && L <= 15u) {
+        uint code = 0u;
+        uint off = 0u;
+        for (uint j = 1u; j < L; j++) {
+            code = (code + s_cnt[SLOT][j]) << 1;
+            off += s_cnt[SLOT][j];
+        }
+        s_lim[SLOT][t][L] = (code + cnt) << (15u - L);
+        s_base[SLOT][t][L] = int(off) - int(code);
+    }
+    if (L == 0u) s_lim[SLOT][t][0] = 0u;
+    // Symbols sorted by (length, value): litlen 256-279 (7 bits), 0-143 and 280-287 (8), 144-255 (9).
+    uint n = t == T_LITLEN ? 288u : 32u;
+    for (uint i = LANE; i < n; i += 32u) {
+        uint sym = t != T_LITLEN ? i : (i < 24u ? 256u + i : (i < 168u ? i - 24u : (i < 176u ? 280u + i - 168u : i - 32u)));
+        s_syms[SLOT][syms_off + i] = sym;
+    }
+    sync_shared();
+}
+#endif
 
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
@@ -773,11 +822,16 @@ uint decode_tile() {
             e = stored_block();
         } else if (btype == 1u) {
             if (!fixed_ready) {
+#ifdef DSD_FIXED_BY_BUILD
                 fixed_lengths();
                 if (!build_table(T_LITLEN, 288u, SYMS_LITLEN)) return E_BAD_CODE_LENGTHS;
                 if (LANE < 32u) s_lens[SLOT][LANE] = 5u;
                 sync_shared();
                 if (!build_table(T_DIST, 32u, SYMS_DIST)) return E_BAD_CODE_LENGTHS;
+#else
+                fixed_table(T_LITLEN, SYMS_LITLEN);
+                fixed_table(T_DIST, SYMS_DIST);
+#endif
                 fixed_ready = true;
             }
             e = huffman_block();
@@ -831,10 +885,18 @@ void main() {
         if (end < start || end > avail || (i + 1u == st.num_tiles && words[table] > avail)) {
             code = E_TILE_RANGE;
         } else {
+#ifdef DSD_STATE_SHARED
+            sync_shared();  // the previous tile's readers are done
+            if (LANE == 0u) {
+#endif
             g_tb = st.in_off + data + start;
             g_te = st.in_off + data + end;
             g_ob = st.out_off + i * TILE_BYTES;
             g_osize = i + 1u == st.num_tiles ? st.last_size : TILE_BYTES;
+#ifdef DSD_STATE_SHARED
+            }
+            sync_shared();
+#endif
             code = decode_tile();
         }
         if (code != 0u && LANE == 0u) {

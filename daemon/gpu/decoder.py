@@ -33,6 +33,7 @@ WAVE32_TILES_PER_GROUP = 4
 STREAM_RECORD = struct.Struct("<8I")
 FENCE_TIMEOUT_NS = 120 * 10**9
 SPIN_SECONDS = 0.0005
+SPIN_NS = int(SPIN_SECONDS * 1e9)
 SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
 
 # One request: (compressed tile stream, any buffer; its decoded size, or None to take the header's).
@@ -351,7 +352,7 @@ class GpuDecoder:
         self._submit_info = None
         self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
-        self._zeros = bytes(4096)
+        self._zeros = memoryview(bytes(4096))
 
     def _make_sync(self) -> None:
         """The batch-end signal (timeline semaphore, else fence) and who waits for it (C or Python)."""
@@ -633,7 +634,7 @@ class GpuDecoder:
         # through the mapping (a queue submit makes host writes visible) instead of a fill command.
         cn = 16 + 4 * n
         if len(self._zeros) < cn:
-            self._zeros = bytes(cn)
+            self._zeros = memoryview(bytes(cn))
         ctl.mapping[:cn] = self._zeros[:cn]
         sm = sbuf.mapping
         for k, rec in enumerate(records):
@@ -658,9 +659,7 @@ class GpuDecoder:
         # A batch with the same shape as the last one resubmits the recorded command buffer.
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
         if method == "shader" and key == self._recorded:
-            t = time.perf_counter()
             self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
-            result["submit"] = time.perf_counter() - t
             return self._finish(result, records, ctl, n, method)
         self._recorded = None
         vk.vkResetCommandBuffer(cmd, 0)
@@ -702,9 +701,7 @@ class GpuDecoder:
                                     0, None, 0, None)
         vk.vkEndCommandBuffer(cmd)
         self._recorded = key if not device_out else None
-        t = time.perf_counter()
         self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
-        result["submit"] = time.perf_counter() - t
         return self._finish(result, records, ctl, n, method)
 
     def _finish(self, result, records, ctl, n, method) -> dict:
@@ -763,18 +760,30 @@ class GpuDecoder:
         self._nv_cmd(cmd, k, regions)
 
     def _submit_and_wait(self, cmd, spin: bool = False, result: dict | None = None) -> None:
-        """Submits `cmd` (always self._cmd) and waits for it; fills result["dispatch"] from the
-        timestamps when the native submitter read them."""
+        """Submits `cmd` (always self._cmd) and waits for it; with `result`, sets its "submit"
+        (seconds from submit to seen complete) and, when the native submitter read the
+        timestamps, its "dispatch" (GPU seconds)."""
         self._sync_value += 1
-        spin_ns = int(SPIN_SECONDS * 1e9) if spin else 0
+        spin_ns = SPIN_NS if spin else 0
         if self._submitter is not None:
             want_ts = result is not None and self._queries is not None
-            code, t0, t1, _spun = self._submitter.run(self._sync_value, spin_ns, FENCE_TIMEOUT_NS, want_ts)
+            code, t0, t1, _spun, elapsed = self._submitter.run(self._sync_value, spin_ns, FENCE_TIMEOUT_NS, want_ts)
             if code != 0:
                 self._sync_failed(code)
-            if want_ts:
-                result["dispatch"] = (t1 - t0) * self.device.timestamp_period * 1e-9
+            if result is not None:
+                result["submit"] = elapsed * 1e-9
+                if want_ts:
+                    result["dispatch"] = (t1 - t0) * self.device.timestamp_period * 1e-9
             return
+        if result is not None:
+            t = time.perf_counter()
+            self._submit_and_wait_python(spin, spin_ns)
+            result["submit"] = time.perf_counter() - t
+        else:
+            self._submit_and_wait_python(spin, spin_ns)
+
+    def _submit_and_wait_python(self, spin: bool, spin_ns: int) -> None:
+        cmd = self._cmd
         vk, dev = self.vk, self.device.device
         if self._submit_info is None:  # built once: the command buffer never changes
             self._value_box = vk.ffi.new("uint64_t[1]")

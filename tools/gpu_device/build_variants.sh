@@ -9,6 +9,14 @@ while read -r name flags; do
     glslangValidator --target-env vulkan1.2 -V $flags shaders/gdeflate_wave32.comp -o "$out/$name.spv" >/dev/null
 done <<'LIST'
 gdeflate_wave32_serialtables -DDSD_SERIAL_TABLES
+gdeflate_wave32_fixedbuild -DDSD_FIXED_BY_BUILD
+gdeflate_wave32_nounroll -DDSD_TABLE_NO_UNROLL
+gdeflate_wave32_g2 -DSOLO_GROUP=2
+gdeflate_wave32_g1 -DSOLO_GROUP=1
+gdeflate_wave32_ss -DDSD_STATE_SHARED
+gdeflate_wave32_ss_g2 -DDSD_STATE_SHARED -DSOLO_GROUP=2
+gdeflate_wave32_ss_nounroll -DDSD_STATE_SHARED -DDSD_TABLE_NO_UNROLL
+gdeflate_wave32_s2 -DWAVE_SLOTS=2
 gdeflate_wave32_words -DDSD_SOLO_WORDS
 gdeflate_wave32_words2 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=2
 gdeflate_wave32_words8 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=8

@@ -72,7 +72,7 @@ for submit, sync in [m.split("/") for m in os.environ.get("MODES", "auto/auto na
 
         class Stub:  # the Python part alone: no submit, no wait
             def run(self, *a):
-                return (0, 0, 1, True)
+                return (0, 0, 1, True, 1000)
         real, d._submitter = d._submitter, Stub()
         tiny = [(_one_tile_stream(), 1)]
         for _ in range(200):

@@ -81,5 +81,5 @@ for name, batch in (("conformance-mix", conf), ("game-corpus", game)):
 print("summary (GB/s):")
 for spv, per in ok_variants:
     r = {n: f"{g:6.2f}{'' if s else ' WRONG'}" for n, s2, p, g, s in rows if s2 == spv and p == per}
-    print(f"  {spv:28s}:{per}  conf {r.get('conformance-mix')}  game {r.get('game-corpus')}")
+    print(f"  {spv + ':' + per:32s} conf {r.get('conformance-mix')}  game {r.get('game-corpus')}")
 dev.close()
