@@ -34,8 +34,10 @@ for submit, sync in (("python", "timeline"), ("native", "fence"), ("python", "fe
 del os.environ["DSD_GPU_SUBMIT"], os.environ["DSD_GPU_SYNC"]
 ref = outs[("shared", "0")]
 for k, v in outs.items():
+    # A bad stream with several bad tiles reports the first tile to fail, which depends on the
+    # order the groups ran in: compare only that every bad stream is an error.
     print(k, "good streams byte-identical to shared/one-tile-per-group:", v[:len(names)] == ref[:len(names)],
-          "; bad streams same errors:", v[len(names):] == ref[len(names):])
+          "; every bad stream an error:", all(x.startswith("GpuDecodeError") for x in v[len(names):]))
 # NV memory decompression on the conformance streams
 os.environ["DSD_GPU_PERSISTENT"] = "1"
 d = GpuDecoder()
