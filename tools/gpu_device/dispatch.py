@@ -81,6 +81,14 @@ for submit, sync in [m.split("/") for m in os.environ.get("MODES", "auto/auto na
         for _ in range(2000):
             d.decode_batch_pool(tiny)
         r["python_only_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 2)
+        # What one 4-byte read of the control block costs (device memory the host maps, maybe
+        # uncached) against one of host memory.
+        for role in ("control", "in_stage"):
+            mv = d._buffers[role].mapping
+            t = time.perf_counter()
+            for _ in range(2000):
+                mv[4:8] != b"\0\0\0\0"
+            r[f"read4_{role}_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 3)
         d._submitter = real
     print(f"{submit:6s} {sync:8s} {r}", flush=True)
     d.close()
