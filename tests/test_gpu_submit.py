@@ -88,3 +88,16 @@ def test_describe_reports_the_completion_path(tmp_path):
         dec.close()
     assert out["shader"]["completion"] == dec.completion
     assert isinstance(out["device"]["timeline_semaphore"], bool)
+
+
+def test_pipeline_statistics_are_empty_unless_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("DSD_GPU_PIPELINE_STATS", raising=False)
+    try:
+        dec = gpu.GpuDecoder(cache_dir=str(tmp_path))
+    except gpu.GpuUnavailable as exc:
+        pytest.skip(f"no Vulkan device: {exc}")
+    try:
+        assert not dec.device.pipeline_stats
+        assert dec.pipeline_statistics() == {}
+    finally:
+        dec.close()

@@ -31,7 +31,7 @@ ENV_SYNC = "DSD_GPU_SYNC"  # timeline | fence | auto (default): what signals a b
 DEFAULT_STEP_BUDGET = 1 << 19
 WAVE32_TILES_PER_GROUP = 4
 STREAM_RECORD = struct.Struct("<8I")
-FENCE_TIMEOUT_NS = 120 * 10**9
+WAIT_TIMEOUT_NS = 120 * 10**9  # a batch that has not ended after this is an error, not a hang
 SPIN_SECONDS = 0.0005
 SPIN_NS = int(SPIN_SECONDS * 1e9)
 SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
@@ -767,7 +767,7 @@ class GpuDecoder:
         spin_ns = SPIN_NS if spin else 0
         if self._submitter is not None:
             want_ts = result is not None and self._queries is not None
-            code, t0, t1, _spun, elapsed = self._submitter.run(self._sync_value, spin_ns, FENCE_TIMEOUT_NS, want_ts)
+            code, t0, t1, _spun, elapsed = self._submitter.run(self._sync_value, spin_ns, WAIT_TIMEOUT_NS, want_ts)
             if code != 0:
                 self._sync_failed(code)
             if result is not None:
@@ -814,7 +814,7 @@ class GpuDecoder:
                 vk.vkResetFences(dev, 1, [self._fence])
                 return
         try:
-            vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, FENCE_TIMEOUT_NS)
+            vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, WAIT_TIMEOUT_NS)
         except vk.VkTimeout as exc:
             raise GpuError("GPU decode did not finish within its time limit") from exc
         finally:
@@ -833,7 +833,7 @@ class GpuDecoder:
         wait = vk.VkSemaphoreWaitInfo(sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO, semaphoreCount=1,
                                       pSemaphores=[self._semaphore], pValues=[self._sync_value])
         try:
-            vk.vkWaitSemaphores(dev, wait, FENCE_TIMEOUT_NS)
+            vk.vkWaitSemaphores(dev, wait, WAIT_TIMEOUT_NS)
         except vk.VkTimeout as exc:
             raise GpuError("GPU decode did not finish within its time limit") from exc
 
