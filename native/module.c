@@ -15,6 +15,7 @@ typedef int (*component_init)(PyObject *module);
 static const component_init COMPONENTS[] = {
     dsd_py_io_init,
     dsd_py_codec_init,
+    dsd_py_vk_submit_init,
     NULL, /* components add their hooks above this line */
 };
 

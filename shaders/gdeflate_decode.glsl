@@ -15,6 +15,13 @@
 
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_ARB_gpu_shader_int64 : require
+#ifdef DSD_TABLE_NO_UNROLL
+// A/B: keep the table builder's per-length ballot loops rolled (smaller code).
+#extension GL_EXT_control_flow_attributes : require
+#define TABLE_LOOP [[dont_unroll]]
+#else
+#define TABLE_LOOP
+#endif
 
 #ifdef DSD_WAVE32
 #extension GL_KHR_shader_subgroup_basic : require
@@ -65,8 +72,15 @@ layout(std430, set = 0, binding = 0) readonly buffer InWords { uint words[]; };
 #define OUT_QUALIFIER coherent
 #endif
 layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t outb[]; };
+#if defined(DSD_SOLO_WORDS) || defined(DSD_COOP_WORDS)
+// The same output buffer seen as words, for word-wide match copies. Every word read through it
+// either holds bytes written before the last sync_out (a memory barrier covers all storage-buffer
+// memory, whichever view wrote it) or bytes the copy does not use.
+layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutWords { uint outw[]; };
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
-// ctl[0]: next tile (work counter); ctl[4 + s]: status of stream s (0 = ok, else code | tile << 16).
+// ctl[0]: next tile (work counter); ctl[1]: failed tiles; ctl[4 + s]: status of stream s
+// (0 = ok, else code | tile << 16). The host zeroes it before each submit.
 layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };
 
 layout(push_constant) uniform Push {
@@ -172,8 +186,18 @@ void sync_shared() { memoryBarrierShared(); barrier(); }
 uint64_t g_buf;
 uint g_avail;
 uint g_rp;
+#ifdef DSD_STATE_SHARED
+// A/B: the tile's bounds (the same in every lane) in shared memory instead of four registers
+// per lane; written by lane 0 before the tile starts.
+shared uint s_state[SLOTS][4];
+#define g_tb s_state[SLOT][0]
+#define g_te s_state[SLOT][1]
+#define g_ob s_state[SLOT][2]
+#define g_osize s_state[SLOT][3]
+#else
 uint g_tb;   // first byte of the tile in `words`
 uint g_te;   // one past its last byte
+#endif
 uint g_err;  // this lane's first error (0 = none)
 
 void fail(uint code) { if (g_err == 0u) g_err = code; }
@@ -195,15 +219,37 @@ uint load_word(uint k) {
     return v;
 }
 
+#ifdef DSD_REFILL_AHEAD
+// Read-ahead window: lane i holds word g_wbase + i, loaded one round before it is needed, so a
+// refill is a shuffle instead of a global load in the round's critical path.
+uint g_wbase;
+uint g_win;
+void read_ahead() {
+    g_wbase = g_rp;
+    g_win = load_word(g_rp + LANE);
+}
+#endif
+
 // Refill check (format doc §2.2) for the lanes that take part, in lane order.
 void refill(bool take_part) {
     bool need = take_part && g_avail < 32u;
     uint m = lane_ballot(need);
+#ifdef DSD_REFILL_AHEAD
+    if (m == 0u) return;  // uniform
+    uint k = g_rp + bitCount(m & ((1u << LANE) - 1u));
+    uint off = k - g_wbase;
+    uint v = lane_read(g_win, off & 31u);
+    if (need) {
+        g_buf |= uint64_t(off < 32u ? v : load_word(k)) << g_avail;
+        g_avail += 32u;
+    }
+#else
     if (need) {
         uint k = g_rp + bitCount(m & ((1u << LANE) - 1u));
         g_buf |= uint64_t(load_word(k)) << g_avail;
         g_avail += 32u;
     }
+#endif
     g_rp += bitCount(m);
 }
 
@@ -228,12 +274,31 @@ uint take(uint n) {
 // single code of length 1, and then every 1-bit code decodes to that symbol.
 uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 
+// With real subgroups (wave32 builds, unless DSD_SERIAL_TABLES) the counts and the placement of
+// the symbols go 32 entries at a time through one ballot per code length, instead of each lane
+// walking all n lengths twice: a 288-entry table costs ~300 ballots instead of ~600 dependent
+// shared loads per lane (the fixed cost of a small tile; docs/gpu.md). DSD_BALLOT_TABLES turns it
+// on in the shared-memory build too (slow there; for testing on CPU drivers).
+#if (defined(DSD_WAVE32) && !defined(DSD_SERIAL_TABLES)) || defined(DSD_BALLOT_TABLES)
+#define BALLOT_TABLES 1
+#endif
+
 bool build_table(uint t, uint n, uint syms_off) {
     uint L = LANE;
     uint cnt = 0u;
+#ifdef BALLOT_TABLES
+    for (uint c = 0u; c < n; c += 32u) {
+        uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
+        TABLE_LOOP for (uint k = 1u; k <= 15u; k++) {
+            uint m = lane_ballot(l == k);
+            if (L == k) cnt += bitCount(m);
+        }
+    }
+#else
     if (L >= 1u && L <= 15u) {
         for (uint i = 0u; i < n; i++) cnt += s_lens[SLOT][i] == L ? 1u : 0u;
     }
+#endif
     uint used = lane_sum((L >= 1u && L <= 15u) ? (cnt << (15u - L)) : 0u);
     uint count1 = lane_read(cnt, 1u);
     if (used > 32768u) return false;
@@ -242,16 +307,20 @@ bool build_table(uint t, uint n, uint syms_off) {
     if (special) cnt = L == 1u ? 2u : 0u;
     if (L < 16u) s_cnt[SLOT][L] = cnt;
     sync_shared();
+    uint off = 0u;
     if (L >= 1u && L <= 15u) {
         uint code = 0u;
-        uint off = 0u;
         for (uint j = 1u; j < L; j++) {
             code = (code + s_cnt[SLOT][j]) << 1;
             off += s_cnt[SLOT][j];
         }
         s_lim[SLOT][t][L] = (code + cnt) << (15u - L);
         s_base[SLOT][t][L] = int(off) - int(code);
+#ifdef BALLOT_TABLES
+        if (false) {
+#else
         if (!special) {
+#endif
             uint j = off;
             for (uint i = 0u; i < n; i++) {
                 if (s_lens[SLOT][i] == L) { s_syms[SLOT][syms_off + j] = i; j++; }
@@ -264,6 +333,24 @@ bool build_table(uint t, uint n, uint syms_off) {
         }
     }
     if (L == 0u) s_lim[SLOT][t][0] = 0u;
+#ifdef BALLOT_TABLES
+    if (!special) {  // uniform
+        // Symbols in order of (length, index): lane k's `next` is where the next symbol of
+        // length k goes; a symbol's place is that plus the lanes below it with its length.
+        uint next = off;
+        for (uint c = 0u; c < n; c += 32u) {
+            uint l = c + LANE < n ? s_lens[SLOT][c + LANE] : 0u;
+            uint pos = 0u;
+            TABLE_LOOP for (uint k = 1u; k <= 15u; k++) {
+                uint m = lane_ballot(l == k);
+                uint at = lane_read(next, k);
+                if (l == k) pos = at + bitCount(m & ((1u << LANE) - 1u));
+                if (L == k) next += bitCount(m);
+            }
+            if (l != 0u) s_syms[SLOT][syms_off + pos] = c + LANE;
+        }
+    }
+#endif
     sync_shared();
 #ifdef DSD_LUT
     if (t != T_PRE) {
@@ -315,12 +402,42 @@ uint group_error() {
 
 // ---------------------------------------------------------------------------------------------
 // Output: the tile's window is outb[g_ob, g_ob + g_osize).
+#ifndef DSD_STATE_SHARED
 uint g_ob;
 uint g_osize;
+#endif
 
 // One match, copied by all 32 lanes. Bytes come from before `dest`, so none of them is written
 // by this copy: an overlapping match repeats its period (k mod dist), like a forward byte copy.
 void copy_match(uint dest, uint len, uint dist) {
+#ifdef DSD_COOP_WORDS
+    // Without self-overlap, lane j copies destination word j (and j + 32, ...), built from two
+    // aligned source words; lanes 0..2 copy the bytes before the first word boundary, lanes 3..5
+    // those after the last: a 258-byte match is 3 passes instead of 9.
+    if (dist >= len && len >= 8u) {
+        uint s = g_ob + dest - dist;
+        uint d = g_ob + dest;
+        uint head = (4u - (d & 3u)) & 3u;
+        uint nb = (len - head) >> 2;
+        uint tail = len - head - 4u * nb;
+        uint sb = s + head;
+        uint sh = (sb & 3u) * 8u;
+        uint sw = sb >> 2;
+        uint dw = (d + head) >> 2;
+        for (uint j = LANE; j < nb; j += 32u) {
+            uint a = outw[sw + j];
+            uint b = outw[sw + j + 1u];
+            outw[dw + j] = sh == 0u ? a : (a >> sh) | (b << (32u - sh));
+        }
+        if (LANE < head) {
+            outb[d + LANE] = outb[s + LANE];
+        } else if (LANE >= 3u && LANE - 3u < tail) {
+            uint k = head + 4u * nb + LANE - 3u;
+            outb[d + k] = outb[s + k];
+        }
+        return;
+    }
+#endif
     uint src = dest - dist;
     for (uint k = LANE; k < len; k += 32u) {
         uint from = dist >= len ? k : k % dist;
@@ -336,6 +453,43 @@ void copy_match(uint dest, uint len, uint dist) {
 // A lone lane copies in groups of this many bytes (1: byte by byte).
 #ifndef SOLO_GROUP
 #define SOLO_GROUP 4
+#endif
+
+#ifdef DSD_SOLO_WORDS
+#ifndef SOLO_WORD_GROUP
+#define SOLO_WORD_GROUP 4
+#endif
+// One lane's copy of out[s, s + n) to out[d, d + n) with s + n <= d (no self-overlap): bytes up
+// to d's word boundary, then whole destination words built from two aligned source words each,
+// loaded SOLO_WORD_GROUP words at a time before their stores (so their latencies overlap), then
+// the last bytes. Head and tail bytes are loaded first, alongside the first group.
+void solo_copy_words(uint s, uint d, uint n) {
+    uint head = min(n, (4u - (d & 3u)) & 3u);
+    uint nb = (n - head) >> 2;
+    uint tail = n - head - 4u * nb;
+    uint ts = s + head + 4u * nb;
+    uint hv[3];
+    uint tv[3];
+    for (uint j = 0u; j < 3u; j++) {
+        hv[j] = j < head ? uint(outb[s + j]) : 0u;
+        tv[j] = j < tail ? uint(outb[ts + j]) : 0u;
+    }
+    uint sb = s + head;
+    uint sh = (sb & 3u) * 8u;
+    uint sw = sb >> 2;
+    uint dw = (d + head) >> 2;
+    for (uint g = 0u; g < nb; g += uint(SOLO_WORD_GROUP)) {
+        uint w[SOLO_WORD_GROUP + 1];
+        for (uint j = 0u; j <= uint(SOLO_WORD_GROUP); j++) w[j] = g + j <= nb ? outw[sw + g + j] : 0u;
+        for (uint j = 0u; j < uint(SOLO_WORD_GROUP); j++) {
+            if (g + j < nb) outw[dw + g + j] = sh == 0u ? w[j] : (w[j] >> sh) | (w[j + 1u] << (32u - sh));
+        }
+    }
+    for (uint j = 0u; j < 3u; j++) {
+        if (j < head) outb[d + j] = uint8_t(hv[j]);
+        if (j < tail) outb[d + head + 4u * nb + j] = uint8_t(tv[j]);
+    }
+}
 #endif
 
 // Copies, in lane order, the matches of the lanes in `mask` (destination, length, distance per
@@ -403,6 +557,11 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             sync_out();
             fresh = NOTHING_FRESH;
         }
+#ifdef DSD_SOLO_WORDS
+        if (solo && dist >= len) {
+            solo_copy_words(g_ob + dest - dist, g_ob + dest, len);
+        } else
+#endif
         if (solo) {
             uint src = g_ob + dest - dist;
             uint dst = g_ob + dest;
@@ -528,12 +687,42 @@ uint dynamic_header() {
     return 0u;
 }
 
+#ifdef DSD_FIXED_BY_BUILD
 void fixed_lengths() {
     for (uint i = LANE; i < 288u; i += 32u) {
         s_lens[SLOT][i] = i < 144u ? 8u : (i < 256u ? 9u : (i < 280u ? 7u : 8u));
     }
     sync_shared();
 }
+#else
+// The fixed codes' tables in closed form, the same as build_table makes from their lengths
+// (litlen: 0-143 8 bits, 144-255 9, 256-279 7, 280-287 8; distance: 32 x 5 bits): no walk over
+// the lengths, so a fixed block starts in about a microsecond (a small tile's fixed cost).
+void fixed_table(uint t, uint syms_off) {
+    uint L = LANE;
+    uint cnt = t == T_LITLEN ? (L == 7u ? 24u : (L == 8u ? 152u : (L == 9u ? 112u : 0u))) : (L == 5u ? 32u : 0u);
+    if (L < 16u) s_cnt[SLOT][L] = cnt;
+    sync_shared();
+    if (L >= 1u && L <= 15u) {
+        uint code = 0u;
+        uint off = 0u;
+        for (uint j = 1u; j < L; j++) {
+            code = (code + s_cnt[SLOT][j]) << 1;
+            off += s_cnt[SLOT][j];
+        }
+        s_lim[SLOT][t][L] = (code + cnt) << (15u - L);
+        s_base[SLOT][t][L] = int(off) - int(code);
+    }
+    if (L == 0u) s_lim[SLOT][t][0] = 0u;
+    // Symbols sorted by (length, value): litlen 256-279 (7 bits), 0-143 and 280-287 (8), 144-255 (9).
+    uint n = t == T_LITLEN ? 288u : 32u;
+    for (uint i = LANE; i < n; i += 32u) {
+        uint sym = t != T_LITLEN ? i : (i < 24u ? 256u + i : (i < 168u ? i - 24u : (i < 176u ? 280u + i - 168u : i - 32u)));
+        s_syms[SLOT][syms_off + i] = sym;
+    }
+    sync_shared();
+}
+#endif
 
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
@@ -585,6 +774,9 @@ uint huffman_block() {
             refill(true);
         }
         g_out += produced;
+#ifdef DSD_REFILL_AHEAD
+        read_ahead();
+#endif
         uint e = group_error();
         if (e != 0u) return e;
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
@@ -616,6 +808,9 @@ uint decode_tile() {
     g_rp = 32u;
     g_buf = uint64_t(load_word(LANE));
     g_avail = 32u;
+#ifdef DSD_REFILL_AHEAD
+    read_ahead();
+#endif
     bool fixed_ready = false;
     for (;;) {
         if (++g_steps > pc.step_budget) return E_BUDGET;
@@ -627,11 +822,16 @@ uint decode_tile() {
             e = stored_block();
         } else if (btype == 1u) {
             if (!fixed_ready) {
+#ifdef DSD_FIXED_BY_BUILD
                 fixed_lengths();
                 if (!build_table(T_LITLEN, 288u, SYMS_LITLEN)) return E_BAD_CODE_LENGTHS;
                 if (LANE < 32u) s_lens[SLOT][LANE] = 5u;
                 sync_shared();
                 if (!build_table(T_DIST, 32u, SYMS_DIST)) return E_BAD_CODE_LENGTHS;
+#else
+                fixed_table(T_LITLEN, SYMS_LITLEN);
+                fixed_table(T_DIST, SYMS_DIST);
+#endif
                 fixed_ready = true;
             }
             e = huffman_block();
@@ -685,12 +885,23 @@ void main() {
         if (end < start || end > avail || (i + 1u == st.num_tiles && words[table] > avail)) {
             code = E_TILE_RANGE;
         } else {
+#ifdef DSD_STATE_SHARED
+            sync_shared();  // the previous tile's readers are done
+            if (LANE == 0u) {
+#endif
             g_tb = st.in_off + data + start;
             g_te = st.in_off + data + end;
             g_ob = st.out_off + i * TILE_BYTES;
             g_osize = i + 1u == st.num_tiles ? st.last_size : TILE_BYTES;
+#ifdef DSD_STATE_SHARED
+            }
+            sync_shared();
+#endif
             code = decode_tile();
         }
-        if (code != 0u && LANE == 0u) atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
+        if (code != 0u && LANE == 0u) {
+            atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
+            atomicAdd(ctl[1], 1u);  // the host reads the status words only when this is not zero
+        }
     }
 }

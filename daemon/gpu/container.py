@@ -6,7 +6,7 @@ offsets are checked by the shader against the stream's bounds as each tile is ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import E_CONTAINER, E_SIZE_MISMATCH, GpuDecodeError
 
@@ -15,8 +15,9 @@ TILE_BYTES = 65536
 MAX_TILES = 65535
 
 
-@dataclass(frozen=True)
-class StreamPlan:
+class StreamPlan(NamedTuple):
+    """One request's layout (a tuple: built once per request on the batch's hot path)."""
+
     num_tiles: int
     last_size: int  # decoded bytes of the last tile (1..65536); 0 for an empty stream
     out_len: int

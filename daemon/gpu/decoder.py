@@ -1,11 +1,12 @@
 """GDeflate batch decoding on a Vulkan device with the shaders of shaders/.
 
-One `GpuDecoder` owns a pipeline, one descriptor set, one command buffer, one fence, a query
-pool for timestamps and a pool of buffers that only ever grows (so a steady stream of batches
-allocates nothing). A batch is: copy every compressed stream into the staging buffer, record
-fill(control) -> upload -> dispatch -> readback, submit, wait on the fence, read each stream's
-status word. A stream whose data is bad gets a `GpuDecodeError` in its slot; the others are
-unaffected.
+One `GpuDecoder` owns a pipeline, one descriptor set, one command buffer, a timeline semaphore
+(or a fence), a query pool for timestamps and a pool of buffers that only ever grows (so a
+steady stream of batches allocates nothing). A batch is: copy every compressed stream into the
+staging buffer, zero the control block through its mapping, record upload -> dispatch ->
+readback (or reuse the recording), submit and wait (dsd._native.VkSubmitter: no Python between
+the two), read the error count and, only if it is not zero, each stream's status word. A stream
+whose data is bad gets a `GpuDecodeError` in its slot; the others are unaffected.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from .device import Buffer, VulkanDevice
 from .errors import GpuDecodeError, GpuError, GpuUnavailable
 
 ENV_SHADER = "DSD_GPU_SHADER"  # wave32 | shared | auto (default): which shader variant
+ENV_SUBMIT = "DSD_GPU_SUBMIT"  # native | python | auto (default): who submits and waits
+ENV_SYNC = "DSD_GPU_SYNC"  # timeline | fence | auto (default): what signals a batch's end
 DEFAULT_STEP_BUDGET = 1 << 19
 WAVE32_TILES_PER_GROUP = 4
 STREAM_RECORD = struct.Struct("<8I")
-FENCE_TIMEOUT_NS = 120 * 10**9
+WAIT_TIMEOUT_NS = 120 * 10**9  # a batch that has not ended after this is an error, not a hang
 SPIN_SECONDS = 0.0005
+SPIN_NS = int(SPIN_SECONDS * 1e9)
 SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
 
 # One request: (compressed tile stream, any buffer; its decoded size, or None to take the header's).
@@ -157,7 +161,7 @@ class GpuDecoder:
         self._buffers: dict[str, Buffer] = {}
         self._bound: tuple | None = None
         self._batches = self._streams = self._decoded = self._errors = 0
-        self._last: BatchStatistics | None = None
+        self._last_raw: tuple | None = None
         self.closed = False
         try:
             self._choose_shader(shader or os.environ.get(ENV_SHADER, "auto"))
@@ -189,11 +193,14 @@ class GpuDecoder:
             self.spv_name = "gdeflate_wave32" if d.memory_model else "gdeflate_wave32_coherent"
         else:
             self.spv_name = "gdeflate_lanes_shared"
-        # Experiments only: DSD_GPU_SPV=name:tiles_per_group loads another build of the wave32 shader.
+        # Experiments only: DSD_GPU_SPV=name[:tiles_per_group] loads another build of the chosen
+        # shader from dsd/shaders (A/B runs; tiles_per_group applies to wave32 builds).
         override = os.environ.get("DSD_GPU_SPV")
-        if override and self.shader == "wave32":
+        if override:
             name, _, per = override.partition(":")
-            self.spv_name, self.tiles_per_group = name, int(per or WAVE32_TILES_PER_GROUP)
+            self.spv_name = name
+            if self.shader == "wave32":
+                self.tiles_per_group = int(per or WAVE32_TILES_PER_GROUP)
         # Persistent groups pulling tiles from an atomic counter (format doc §4); off with
         # DSD_GPU_PERSISTENT=0, and off on CPU drivers, where one workgroup per tile is as good.
         env = os.environ.get("DSD_GPU_PERSISTENT")
@@ -259,9 +266,38 @@ class GpuDecoder:
         cpci = vk.VkComputePipelineCreateInfo(
             sType=vk.VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, stage=stage, layout=self._layout,
             basePipelineIndex=-1,
+            flags=vk.VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR if self.device.pipeline_stats else 0,
         )
         self._pipeline = vk.vkCreateComputePipelines(dev, self._cache, 1, [cpci], None)[0]
         self._save_cache()
+
+    def pipeline_statistics(self) -> dict:
+        """The driver's statistics of the decode pipeline (VK_KHR_pipeline_executable_properties;
+        on NVIDIA: registers per thread, shared memory, instructions...), for profiling. Empty
+        unless the device was opened with DSD_GPU_PIPELINE_STATS=1 and has the extension."""
+        if not self.device.pipeline_stats:
+            return {}
+        vk, dev, ffi = self.vk, self.device.device, self.vk.ffi
+        fn = ffi.cast("PFN_vkGetPipelineExecutableStatisticsKHR",
+                      vk.lib.vkGetDeviceProcAddr(dev, b"vkGetPipelineExecutableStatisticsKHR"))
+        info = ffi.new("VkPipelineExecutableInfoKHR*")
+        info.sType = vk.VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR
+        info.pipeline = self._pipeline
+        info.executableIndex = 0
+        count = ffi.new("uint32_t*")
+        fn(dev, info, count, ffi.NULL)
+        stats = ffi.new("VkPipelineExecutableStatisticKHR[]", count[0])
+        for i in range(count[0]):
+            stats[i].sType = vk.VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR
+        fn(dev, info, count, stats)
+        out = {}
+        for i in range(count[0]):
+            st = stats[i]
+            fmt = st.format
+            value = (st.value.b32 if fmt == 0 else st.value.i64 if fmt == 1 else
+                     st.value.u64 if fmt == 2 else st.value.f64)
+            out[ffi.string(st.name).decode()] = value
+        return out
 
     def _save_cache(self) -> None:
         vk, dev = self.vk, self.device.device
@@ -303,19 +339,71 @@ class GpuDecoder:
             level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY, commandBufferCount=1,
         )
         self._cmd = vk.vkAllocateCommandBuffers(dev, cbai)[0]
-        self._fence = vk.vkCreateFence(dev, vk.VkFenceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_FENCE_CREATE_INFO), None)
         self._queries = None
         if self.device.timestamps:
             qpci = vk.VkQueryPoolCreateInfo(
                 sType=vk.VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, queryType=vk.VK_QUERY_TYPE_TIMESTAMP, queryCount=2
             )
             self._queries = vk.vkCreateQueryPool(dev, qpci, None)
+        self._make_sync()
         self._push = vk.ffi.new("uint32_t[4]")
         self._nv_cmd = None
         self._recorded = None
         self._submit_info = None
         self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
+        self._zeros = memoryview(bytes(4096))
+
+    def _make_sync(self) -> None:
+        """The batch-end signal (timeline semaphore, else fence) and who waits for it (C or Python)."""
+        vk, dev = self.vk, self.device.device
+        sync = os.environ.get(ENV_SYNC, "auto")
+        if sync not in ("auto", "timeline", "fence"):
+            raise GpuUnavailable(f"{ENV_SYNC}={sync!r}: expected timeline, fence or auto")
+        if sync == "timeline" and not self.device.timeline:
+            raise GpuUnavailable(f"{ENV_SYNC}=timeline but the device has no timeline semaphores")
+        self._timeline = self.device.timeline and sync != "fence"
+        self._fence = self._semaphore = None
+        self._sync_value = 0
+        if self._timeline:
+            tci = vk.VkSemaphoreTypeCreateInfo(
+                sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO, semaphoreType=vk.VK_SEMAPHORE_TYPE_TIMELINE,
+                initialValue=0,
+            )
+            sci = vk.VkSemaphoreCreateInfo(sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, pNext=tci)
+            self._semaphore = vk.vkCreateSemaphore(dev, sci, None)
+        else:
+            self._fence = vk.vkCreateFence(dev, vk.VkFenceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_FENCE_CREATE_INFO), None)
+        submit = os.environ.get(ENV_SUBMIT, "auto")
+        if submit not in ("auto", "native", "python"):
+            raise GpuUnavailable(f"{ENV_SUBMIT}={submit!r}: expected native, python or auto")
+        self._submitter = None
+        if submit != "python":
+            self._submitter = self._native_submitter()
+            if self._submitter is None and submit == "native":
+                raise GpuUnavailable(f"{ENV_SUBMIT}=native but dsd._native has no VkSubmitter (run make build)")
+        self.completion = ("timeline semaphore" if self._timeline else "fence") + (
+            ", native submit" if self._submitter is not None else ", python submit")
+
+    def _native_submitter(self):
+        """dsd._native.VkSubmitter over this decoder's queue, command buffer and sync object, or
+        None when the extension lacks it (the Python path below does the same, slower)."""
+        try:
+            from dsd._native import VkSubmitter
+        except ImportError:
+            return None
+        vk, dev = self.vk, self.device.device
+        ffi = vk.ffi
+
+        def ptr(h) -> int:
+            return int(ffi.cast("uintptr_t", h)) if h is not None else 0
+
+        names = ("vkQueueSubmit", "vkGetSemaphoreCounterValue", "vkWaitSemaphores", "vkGetFenceStatus",
+                 "vkWaitForFences", "vkResetFences", "vkGetQueryPoolResults")
+        procs = tuple(ptr(vk.lib.vkGetDeviceProcAddr(dev, n.encode())) for n in names)
+        sync = self._semaphore if self._timeline else self._fence
+        return VkSubmitter(procs, ptr(dev), ptr(self.device.compute_queue), ptr(self._cmd), ptr(sync),
+                           self._timeline, ptr(self._queries))
 
     # -- buffer pool --------------------------------------------------------------------------
     def _pool(self, role: str, size: int) -> Buffer:
@@ -327,11 +415,15 @@ class GpuDecoder:
         new_size = 1 << max(16, (max(size, 1) - 1).bit_length())
         usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
         host = role in ("in_stage", "out_stage", "streams", "control")
+        # The stream records and the control block (tile counter, error count, status words) are
+        # small and touched by every tile: in device memory the host can map (BAR) where there is
+        # some, so the shader's atomics and lookups stay on the GPU instead of crossing PCIe.
+        near = role in ("streams", "control")
         if buf is not None:
             self.device.destroy_buffer(buf)
             del self._buffers[role]
-        buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host,
-                                        readback=role in ("out_stage", "control"))
+        buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host or near,
+                                        readback=role == "out_stage")
         self._buffers[role] = buf
         self._bound = None
         return buf
@@ -483,8 +575,9 @@ class GpuDecoder:
             self._streams += len(plans)
             self._decoded += decoded
             self._errors += errors
-            self._last = BatchStatistics(len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
-                                         time.perf_counter() - t0)
+            # The dataclass is built when asked for (statistics()): off the per-batch path.
+            self._last_raw = (len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
+                              time.perf_counter() - t0)
         return {
             "buffer": stats.get("device_buffer"),
             "offsets": out_offs,
@@ -537,6 +630,12 @@ class GpuDecoder:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
+        # The shader's tile counter, error count and status words start at zero: written here
+        # through the mapping (a queue submit makes host writes visible) instead of a fill command.
+        cn = 16 + 4 * n
+        if len(self._zeros) < cn:
+            self._zeros = memoryview(bytes(cn))
+        ctl.mapping[:cn] = self._zeros[:cn]
         sm = sbuf.mapping
         for k, rec in enumerate(records):
             _idx, in_off, ln, out_off, plan, base = rec[:6]
@@ -560,15 +659,12 @@ class GpuDecoder:
         # A batch with the same shape as the last one resubmits the recorded command buffer.
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
         if method == "shader" and key == self._recorded:
-            t = time.perf_counter()
-            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
-            result["submit"] = time.perf_counter() - t
+            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
             return self._finish(result, records, ctl, n, method)
         self._recorded = None
         vk.vkResetCommandBuffer(cmd, 0)
         begin = vk.VkCommandBufferBeginInfo(sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=0)
         vk.vkBeginCommandBuffer(cmd, begin)
-        vk.vkCmdFillBuffer(cmd, ctl.handle, 0, _align(16 + 4 * n, 4), 0)
         if in_dev is not ins and not resident:
             region = vk.VkBufferCopy(srcOffset=0, dstOffset=0, size=in_size)
             vk.vkCmdCopyBuffer(cmd, ins.handle, in_dev.handle, 1, [region])
@@ -605,25 +701,25 @@ class GpuDecoder:
                                     0, None, 0, None)
         vk.vkEndCommandBuffer(cmd)
         self._recorded = key if not device_out else None
-        t = time.perf_counter()
-        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES)
-        result["submit"] = time.perf_counter() - t
+        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
         return self._finish(result, records, ctl, n, method)
 
     def _finish(self, result, records, ctl, n, method) -> dict:
-        vk, dev = self.vk, self.device.device
-        if self._queries is not None:
-            vk.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
-                                     vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
+        if result.get("dispatch") is None and self._queries is not None:
+            vk, dev = self.vk, self.device.device
+            vk.lib.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
+                                         vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
             result["dispatch"] = (self._ts[1] - self._ts[0]) * self.device.timestamp_period * 1e-9
-        cm = ctl.mapping
-        words = cm[16: 16 + 4 * n].cast("I")
         statuses = {}
-        if method == "shader":
+        cm = ctl.mapping
+        # ctl[1] counts failed tiles: the status words (n of them, maybe in uncached device
+        # memory) are read only when it is not zero.
+        if method == "shader" and cm[4:8] != b"\0\0\0\0":
+            words = cm[16: 16 + 4 * n].cast("I")
             for k, rec in enumerate(records):
                 if words[k]:
                     statuses[rec[0]] = words[k]
-        words.release()
+            words.release()
         result["statuses"] = statuses
         return result
 
@@ -663,15 +759,53 @@ class GpuDecoder:
                 k += 1
         self._nv_cmd(cmd, k, regions)
 
-    def _submit_and_wait(self, cmd, spin: bool = False) -> None:
+    def _submit_and_wait(self, cmd, spin: bool = False, result: dict | None = None) -> None:
+        """Submits `cmd` (always self._cmd) and waits for it; with `result`, sets its "submit"
+        (seconds from submit to seen complete) and, when the native submitter read the
+        timestamps, its "dispatch" (GPU seconds)."""
+        self._sync_value += 1
+        spin_ns = SPIN_NS if spin else 0
+        if self._submitter is not None:
+            want_ts = result is not None and self._queries is not None
+            code, t0, t1, _spun, elapsed = self._submitter.run(self._sync_value, spin_ns, WAIT_TIMEOUT_NS, want_ts)
+            if code != 0:
+                self._sync_failed(code)
+            if result is not None:
+                result["submit"] = elapsed * 1e-9
+                if want_ts:
+                    result["dispatch"] = (t1 - t0) * self.device.timestamp_period * 1e-9
+            return
+        if result is not None:
+            t = time.perf_counter()
+            self._submit_and_wait_python(spin, spin_ns)
+            result["submit"] = time.perf_counter() - t
+        else:
+            self._submit_and_wait_python(spin, spin_ns)
+
+    def _submit_and_wait_python(self, spin: bool, spin_ns: int) -> None:
+        cmd = self._cmd
         vk, dev = self.vk, self.device.device
         if self._submit_info is None:  # built once: the command buffer never changes
-            self._submit_info = [vk.VkSubmitInfo(sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, commandBufferCount=1,
-                                                 pCommandBuffers=[cmd])]
-        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence)
+            self._value_box = vk.ffi.new("uint64_t[1]")
+            tl = None
+            if self._timeline:
+                tl = vk.VkTimelineSemaphoreSubmitInfo(
+                    sType=vk.VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO, signalSemaphoreValueCount=1,
+                    pSignalSemaphoreValues=self._value_box,
+                )
+            self._submit_keep = tl
+            self._submit_info = [vk.VkSubmitInfo(
+                sType=vk.VK_STRUCTURE_TYPE_SUBMIT_INFO, pNext=tl, commandBufferCount=1, pCommandBuffers=[cmd],
+                signalSemaphoreCount=1 if self._timeline else 0,
+                pSignalSemaphores=[self._semaphore] if self._timeline else None,
+            )]
+        self._value_box[0] = self._sync_value
+        vk.vkQueueSubmit(self.device.compute_queue, 1, self._submit_info, self._fence if self._fence is not None else vk.VK_NULL_HANDLE)
+        if self._timeline:
+            self._wait_timeline(spin_ns)
+            return
         if spin:
-            # Small batches finish in tens of µs: polling the fence for a little while beats the
-            # wake-up latency of a blocking wait (part of the per-batch overhead budget).
+            # Small batches finish in tens of µs: polling beats the wake-up of a blocking wait.
             deadline = time.perf_counter() + SPIN_SECONDS
             status = vk.lib.vkGetFenceStatus(dev, self._fence)
             while status == vk.VK_NOT_READY and time.perf_counter() < deadline:
@@ -680,11 +814,35 @@ class GpuDecoder:
                 vk.vkResetFences(dev, 1, [self._fence])
                 return
         try:
-            vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, FENCE_TIMEOUT_NS)
+            vk.vkWaitForFences(dev, 1, [self._fence], vk.VK_TRUE, WAIT_TIMEOUT_NS)
         except vk.VkTimeout as exc:
             raise GpuError("GPU decode did not finish within its time limit") from exc
         finally:
             vk.vkResetFences(dev, 1, [self._fence])
+
+    def _wait_timeline(self, spin_ns: int) -> None:
+        vk, dev = self.vk, self.device.device
+        got = vk.ffi.new("uint64_t*")
+        deadline = time.perf_counter() + spin_ns * 1e-9
+        while True:
+            vk.lib.vkGetSemaphoreCounterValue(dev, self._semaphore, got)
+            if got[0] >= self._sync_value:
+                return
+            if time.perf_counter() >= deadline:
+                break
+        wait = vk.VkSemaphoreWaitInfo(sType=vk.VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO, semaphoreCount=1,
+                                      pSemaphores=[self._semaphore], pValues=[self._sync_value])
+        try:
+            vk.vkWaitSemaphores(dev, wait, WAIT_TIMEOUT_NS)
+        except vk.VkTimeout as exc:
+            raise GpuError("GPU decode did not finish within its time limit") from exc
+
+    def _sync_failed(self, code: int) -> None:
+        if self._fence is not None:
+            self.vk.vkResetFences(self.device.device, 1, [self._fence])
+        if code == self.vk.VK_TIMEOUT:
+            raise GpuError("GPU decode did not finish within its time limit")
+        raise GpuError(f"GPU submit or wait failed: VkResult {code}")
 
     def max_groups(self) -> int:
         # Persistent groups pull tiles from the counter; enough to fill any current GPU.
@@ -714,7 +872,8 @@ class GpuDecoder:
     # -- state --------------------------------------------------------------------------------
     def statistics(self) -> DecoderStatistics:
         return DecoderStatistics(self._batches, self._streams, self._decoded, self._errors, self.shader,
-                                 self.device.info.name, self._last)
+                                 self.device.info.name,
+                                 BatchStatistics(*self._last_raw) if self._last_raw is not None else None)
 
     def close(self) -> None:
         if self.closed:
@@ -728,6 +887,7 @@ class GpuDecoder:
                 self.device.destroy_buffer(buf)
             self._buffers.clear()
             for attr, fn in (("_queries", vk.vkDestroyQueryPool), ("_fence", vk.vkDestroyFence),
+                             ("_semaphore", vk.vkDestroySemaphore),
                              ("_cpool", vk.vkDestroyCommandPool), ("_dpool", vk.vkDestroyDescriptorPool),
                              ("_pipeline", vk.vkDestroyPipeline), ("_cache", vk.vkDestroyPipelineCache),
                              ("_layout", vk.vkDestroyPipelineLayout), ("_set_layout", vk.vkDestroyDescriptorSetLayout),

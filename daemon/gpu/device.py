@@ -19,6 +19,7 @@ from .errors import GpuUnavailable
 
 ENV_DEVICE = "DSD_VULKAN_DEVICE"
 ENV_VALIDATION = "DSD_VULKAN_VALIDATION"
+ENV_PIPELINE_STATS = "DSD_GPU_PIPELINE_STATS"
 VALIDATION_LAYER = "VK_LAYER_KHRONOS_validation"
 WHOLE_SIZE = 0xFFFFFFFFFFFFFFFF
 
@@ -51,6 +52,7 @@ class DeviceInfo:
     nv_memory_decompression: bool
     external_memory_fd: bool
     vulkan_memory_model: bool
+    timeline_semaphore: bool
     validation: bool
     reason: str
     candidates: tuple[str, ...] = field(default=())
@@ -210,10 +212,16 @@ class VulkanDevice:
         self.size_control = bool(f13.subgroupSizeControl)
         self.full_subgroups = bool(f13.computeFullSubgroups)
         self.buffer_device_address = bool(f12.bufferDeviceAddress)
+        # Batch completion: a timeline semaphore (core 1.2) where the driver has it, else a fence.
+        self.timeline = bool(f12.timelineSemaphore)
         # Both or neither: with the model on, Device scope (our atomics) needs the DeviceScope bit.
         self.memory_model = bool(f12.vulkanMemoryModel and f12.vulkanMemoryModelDeviceScope)
         self.nv_decompression = bool(nvf is not None and nvf.memoryDecompression and self.buffer_device_address)
         self.external_fd = "VK_KHR_external_memory_fd" in exts
+        # Profiling only (DSD_GPU_PIPELINE_STATS=1): the driver's compile statistics of the
+        # decode pipeline (registers, shared memory...), GpuDecoder.pipeline_statistics().
+        self.pipeline_stats = ("VK_KHR_pipeline_executable_properties" in exts
+                               and os.environ.get(ENV_PIPELINE_STATS, "") not in ("", "0"))
 
         fams = vk.vkGetPhysicalDeviceQueueFamilyProperties(self.physical)
         compute = [i for i, f in enumerate(fams) if f.queueFlags & vk.VK_QUEUE_COMPUTE_BIT]
@@ -245,6 +253,7 @@ class VulkanDevice:
             nv_memory_decompression=self.nv_decompression,
             external_memory_fd=self.external_fd,
             vulkan_memory_model=self.memory_model,
+            timeline_semaphore=self.timeline,
             validation=validation,
             reason=reason,
             candidates=names,
@@ -264,7 +273,7 @@ class VulkanDevice:
             sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
             storageBuffer8BitAccess=vk.VK_TRUE,
             bufferDeviceAddress=vk.VK_TRUE if self.buffer_device_address else vk.VK_FALSE,
-            timelineSemaphore=vk.VK_FALSE,
+            timelineSemaphore=vk.VK_TRUE if self.timeline else vk.VK_FALSE,
             vulkanMemoryModel=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
             vulkanMemoryModelDeviceScope=vk.VK_TRUE if self.memory_model else vk.VK_FALSE,
         )
@@ -287,6 +296,14 @@ class VulkanDevice:
             exts.append("VK_NV_memory_decompression")
         if self.external_fd:
             exts.append("VK_KHR_external_memory_fd")
+        pef = None
+        if self.pipeline_stats:
+            pef = vk.VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+                pNext=chain, pipelineExecutableInfo=vk.VK_TRUE,
+            )
+            chain = pef
+            exts.append("VK_KHR_pipeline_executable_properties")
         base = vk.VkPhysicalDeviceFeatures(shaderInt64=vk.VK_TRUE)
         f2 = vk.VkPhysicalDeviceFeatures2(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, pNext=chain, features=base)
         dci = vk.VkDeviceCreateInfo(
@@ -301,7 +318,7 @@ class VulkanDevice:
             self.device = vk.vkCreateDevice(self.physical, dci, None)
         except Exception as exc:
             raise GpuUnavailable(f"vkCreateDevice failed: {exc!r}") from exc
-        del nvf, base
+        del nvf, base, pef
         self.compute_queue = vk.vkGetDeviceQueue(self.device, self.compute_family, 0)
         self.transfer_queue = (
             vk.vkGetDeviceQueue(self.device, self.transfer_family, 0) if self.transfer_family is not None else None

@@ -111,10 +111,12 @@ def describe(decoder=None) -> dict:
             "nv_memory_decompression": info.nv_memory_decompression,
             "external_memory_fd": info.external_memory_fd,
             "vulkan_memory_model": info.vulkan_memory_model,
+            "timeline_semaphore": info.timeline_semaphore,
             "validation": info.validation,
         }
         out["shader"] = {"variant": decoder.shader, "spirv": decoder.spv_name + ".spv",
                          "chosen_because": decoder.shader_reason, "persistent_groups": decoder.persistent,
+                         "completion": decoder.completion,
                          "pipeline_cache": decoder._cache_file}
         out["auto_min_bytes"] = min_gpu_bytes()
     except GpuError as exc:

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Builds the A/B variants of the wave32 shader into $1 (default .carry/py/dsd/shaders), here,
+# before a device call (the device has no glslangValidator). Each line: name, then -D knobs
+# (docs/benchmarks.md, "What limits the shader", says what each one does and what it measured).
+set -eu
+out=${1:-.carry/py/dsd/shaders}
+while read -r name flags; do
+    [ -z "$name" ] && continue
+    glslangValidator --target-env vulkan1.2 -V $flags shaders/gdeflate_wave32.comp -o "$out/$name.spv" >/dev/null
+done <<'LIST'
+gdeflate_wave32_serialtables -DDSD_SERIAL_TABLES
+gdeflate_wave32_fixedbuild -DDSD_FIXED_BY_BUILD
+gdeflate_wave32_nounroll -DDSD_TABLE_NO_UNROLL
+gdeflate_wave32_g2 -DSOLO_GROUP=2
+gdeflate_wave32_g1 -DSOLO_GROUP=1
+gdeflate_wave32_ss -DDSD_STATE_SHARED
+gdeflate_wave32_ss_g2 -DDSD_STATE_SHARED -DSOLO_GROUP=2
+gdeflate_wave32_ss_nounroll -DDSD_STATE_SHARED -DDSD_TABLE_NO_UNROLL
+gdeflate_wave32_s2 -DWAVE_SLOTS=2
+gdeflate_wave32_words -DDSD_SOLO_WORDS
+gdeflate_wave32_words2 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=2
+gdeflate_wave32_words8 -DDSD_SOLO_WORDS -DSOLO_WORD_GROUP=8
+gdeflate_wave32_coop -DDSD_COOP_WORDS
+gdeflate_wave32_wc -DDSD_SOLO_WORDS -DDSD_COOP_WORDS
+gdeflate_wave32_wc128 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DSOLO_MAX_LEN=128u
+gdeflate_wave32_wc32 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DSOLO_MAX_LEN=32u
+gdeflate_wave32_ahead -DDSD_REFILL_AHEAD
+gdeflate_wave32_wca -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD
+gdeflate_wave32_wca128 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD -DSOLO_MAX_LEN=128u
+gdeflate_wave32_wca_s2 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD -DWAVE_SLOTS=2
+LIST
