@@ -220,6 +220,7 @@ class Exports:
         if out > MAX_BUFFER_BYTES:
             raise ExportRefused("BAD_REQUEST", f"{out} bytes in one buffer: split it (4 GiB at most)", errno.EINVAL)
         job = Job(session, seq, pieces, reserved=out)
+        job.region_id = REGION_BASE + next(self._regions) % REGION_SPAN
         self.reserved[session.key] = held + out
         records = bytearray()
         for p in pieces:
@@ -227,18 +228,21 @@ class Exports:
                 job.failed[p.index] = _error(p, Reason.BAD_FILE, HRESULT.E_DSTORAGE_FILE_NOT_OPEN, errno.EBADF,
                                              f"request {p.index}: file id {p.file_id} is not open in this session")
                 continue
-            records += REQUEST_RECORD.pack(p.index, 0, p.offset, p.src_size, p.file_id, p.staging, p.src_size, 0, 0,
+            records += REQUEST_RECORD.pack(p.index, 0, p.offset, p.src_size, p.file_id, p.staging, p.src_size,
+                                           job.region_id, 0,
                                            Op.READ, Compression.NONE, SourceType.FILE, 0, 0, 0, 0, 0)
         job.remaining = len(records) // REQUEST_RECORD.size
         if job.remaining:
-            job.fd = os.memfd_create("dsd-gpu-export", os.MFD_CLOEXEC)
-            size = max(staging, mmap.PAGESIZE)
-            os.ftruncate(job.fd, size)
-            job.map = mmap.mmap(job.fd, size)
-            job.region_id = REGION_BASE + next(self._regions) % REGION_SPAN
-            session.registry.add_region(job.region_id, job.fd, size)
-            for off in range(0, len(records), REQUEST_RECORD.size):   # the records' dst_id, now it is known
-                struct.pack_into("<I", records, off + 44, job.region_id)
+            try:
+                job.fd = os.memfd_create("dsd-gpu-export", os.MFD_CLOEXEC)
+                size = max(staging, mmap.PAGESIZE)
+                os.ftruncate(job.fd, size)
+                job.map = mmap.mmap(job.fd, size)
+                session.registry.add_region(job.region_id, job.fd, size)
+            except BaseException:  # e.g. ENOMEM: the request fails as a whole (INTERNAL), the quota is returned
+                self._unreserve(session.key, out)
+                _close_job(job)
+                raise
             self.jobs[job.key] = job
             engine.submit(session.registry, job.key, bytes(records))
         return job
@@ -270,7 +274,7 @@ class Exports:
     async def finish(self, job: Job, alive: Callable[[Any], bool], reply: Callable[..., None]) -> None:
         """Decode and copy on a worker thread, then reply GPU_BUFFER (or ERROR) to a live session."""
         session = job.session
-        if job.region_id and alive(session):
+        if job.fd >= 0 and alive(session):
             session.registry.remove_region(job.region_id)
         job.building = True
         built = None

@@ -341,3 +341,39 @@ def test_trio_client_in_auto_mode(start_daemon, device, tmp_path):
             return data[res.offset:res.offset + res.size]
 
     assert trio.run(main) == codec.decompress(Compression.GDEFLATE, gd)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a peer of another uid needs root")
+def test_a_peer_of_another_uid_is_refused():
+    """The handoff socket's SO_PEERCRED check, against real kernel credentials: a process of uid
+    65534 makes a socket pair (its creds are the pair's) and hands both ends over."""
+    import socket as _socket
+
+    from dsd.daemon._gpu_export import Exports
+    from dsd.protocol import TICKET_REPLY, TicketReply, TicketRequest
+
+    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, socket
+        os.setgid(65534); os.setuid(65534)
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        socket.send_fds(socket.socket(fileno={theirs.fileno()}), [b"x"], [a.fileno(), b.fileno()])
+    """)], pass_fds=[theirs.fileno()], timeout=60)
+    assert child.returncode == 0
+    _msg, (a, b), _flags, _addr = _socket.recv_fds(mine, 1, 2)
+    mine.close()
+    theirs.close()
+    exports = Exports(route=None)
+    with _socket.socket(fileno=b) as peer:
+        peer.sendall(TicketRequest(bytes(32)).pack())
+
+        async def serve() -> None:
+            await exports._serve_one(trio.socket.from_stdlib_socket(_socket.socket(fileno=a)))
+
+        trio.run(serve)
+        peer.settimeout(10)
+        head = peer.recv(TICKET_REPLY.size)
+        err, buffer_id, length = TicketReply.unpack_head(head)
+        message = peer.recv(length).decode()
+    assert err == errno.EACCES and buffer_id == 0 and "peer uid 65534" in message
+    assert exports.counters["tickets_refused"] == 1
