@@ -116,7 +116,7 @@ class Exports:
         self._regions = itertools.count()
         self._submitter: _Submitter | None = None
         self._uuids: tuple[Any, tuple[bytes, bytes]] | None = None
-        self.counters = {"gpu_exports": 0, "gpu_export_failures": 0, "tickets_redeemed": 0, "tickets_refused": 0}
+        self.counters = {"made": 0, "failed": 0, "tickets_redeemed": 0, "tickets_refused": 0}
 
     # -- the handoff socket -----------------------------------------------------------------
 
@@ -286,14 +286,14 @@ class Exports:
             built = await trio.to_thread.run_sync(self._build, job, limiter=self.route.limiter)
         except ExportRefused as exc:
             self._unreserve(session.key, job.reserved)
-            self.counters["gpu_export_failures"] += 1
+            self.counters["failed"] += 1
             if not job.cancelled:
                 reply(session, job.seq, exc.code, exc.message, exc.errno)
             return
         except Exception as exc:  # a device loss or allocation failure fails this request, not the daemon
             log.exception("GPU buffer for %s failed", session.describe())
             self._unreserve(session.key, job.reserved)
-            self.counters["gpu_export_failures"] += 1
+            self.counters["failed"] += 1
             if not job.cancelled:
                 reply(session, job.seq, "INTERNAL", f"building the GPU buffer failed: {exc}", errno.EIO)
             return
@@ -304,7 +304,7 @@ class Exports:
         if job.cancelled or not alive(session):
             self._destroy(buffer)
             return
-        self.counters["gpu_exports"] += 1
+        self.counters["made"] += 1
         buffer_id, ticket = 0, b""
         if buffer is not None:
             buffer_id, ticket = session.new_id(), secrets.token_bytes(32)

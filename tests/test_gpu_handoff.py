@@ -157,7 +157,7 @@ def test_conformance_streams_land_in_the_clients_own_device(gpu_daemon, device, 
             assert res.offset % 256 == 0
             assert data[res.offset:res.offset + res.size] == codec.decompress(Compression.GDEFLATE, blob), rows[i]["file"]
         stats = c.statistics()["gpu_exports"]
-    assert stats["held"] == 0 and stats["tickets_redeemed"] == 1 and stats["gpu_exports"] == 1
+    assert stats["held"] == 0 and stats["tickets_redeemed"] == 1 and stats["made"] == 1
 
 
 def test_mixed_formats_and_per_request_errors(gpu_daemon, device, tmp_path, make_file):
