@@ -135,6 +135,24 @@ def _pack(tmp_path, blobs: list[bytes], name: str = "assets.bin") -> tuple[Path,
     return path, spans
 
 
+def _fds_settle(daemon, want: int, timeout: float = 10.0) -> int:
+    """The daemon's fd count once it is ``want`` (or the timeout ran out): it closes a handoff
+    connection and its copy of the fd just after the client has its reply, a moment later."""
+    deadline = time.monotonic() + timeout
+    while (n := daemon.open_fds()) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return n
+
+
+def _quiet_fds(daemon) -> int:
+    """The daemon's fd count with no handoff connection in flight (those only ever add fds)."""
+    samples = []
+    for _ in range(10):
+        samples.append(daemon.open_fds())
+        time.sleep(0.05)
+    return min(samples)
+
+
 def _fetch(device, buf) -> bytes:
     with device.import_(buf) as imported:
         return device.read_back(imported)
@@ -219,14 +237,14 @@ def test_fds_return_to_baseline_after_release(gpu_daemon, device, tmp_path):
                 if import_it:
                     _fetch(device, buf)
         round_trip(True)                               # warm-up: pools, pipeline, first allocations
-        daemon_base, mine = gpu_daemon.open_fds(), len(os.listdir("/proc/self/fd"))
+        daemon_base, mine = _quiet_fds(gpu_daemon), len(os.listdir("/proc/self/fd"))
         held = c.decode_to_gpu(read, timeout=300)      # held, fd not imported: both sides hold one
         assert c.statistics()["gpu_exports"]["held"] == 1 and held.fd >= 0
         held.close()
         for i in range(4):
             round_trip(import_it=i % 2 == 0)
         assert c.statistics()["gpu_exports"]["held"] == 0
-        assert gpu_daemon.open_fds() == daemon_base
+        assert _fds_settle(gpu_daemon, daemon_base) == daemon_base
         assert len(os.listdir("/proc/self/fd")) == mine
 
 
@@ -307,7 +325,7 @@ def test_a_sigkilled_client_leaves_nothing_behind(gpu_daemon, tmp_path):
     with Client(gpu_daemon.ipc) as c:
         f = c.open(path)
         c.decode_to_gpu([GpuRead(f, 0, 196625, Compression.GDEFLATE, spans[0][1])], timeout=300).close()  # warm-up
-        base = gpu_daemon.open_fds()
+        base = _quiet_fds(gpu_daemon)
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "held"
@@ -320,7 +338,7 @@ def test_a_sigkilled_client_leaves_nothing_behind(gpu_daemon, tmp_path):
         while c.statistics()["gpu_exports"]["held"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.statistics()["gpu_exports"]["held"] == 0
-        assert gpu_daemon.open_fds() == base
+        assert _fds_settle(gpu_daemon, base) == base
 
 
 def test_trio_client_in_auto_mode(start_daemon, device, tmp_path):

@@ -103,7 +103,8 @@ def test_bad_ticket_requests(raw, why):
        st.dictionaries(st.sampled_from(["seq", "requests", "buffer_id", "ticket", "socket", "size", "results",
                                         "errors", "device_uuid", "driver_uuid", "allocation_size"]),
                        st.none() | st.integers(-5, 2**64 - 1) | st.binary(max_size=40) | st.text(max_size=5)
-                       | st.lists(st.lists(st.integers(-1, 2**64 - 1), max_size=6) | st.integers(), max_size=3),
+                       | st.lists(st.lists(st.integers(-1, 2**64 - 1), max_size=6) | st.integers(-(2**63), 2**64 - 1),
+                                max_size=3),
                        max_size=8))
 def test_fuzz_fields_parse_or_raise_remote_protocol_error(kind, fields):
     client, server = handshake()
