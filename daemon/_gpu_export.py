@@ -302,6 +302,7 @@ class Exports:
         buffer, results, errors = built
         self._unreserve(session.key, job.reserved)
         if job.cancelled or not alive(session):
+            log.debug("GPU job of %s: the session left while it was decoding; buffer freed", session.describe())
             self._destroy(buffer)
             return
         self.counters["made"] += 1
@@ -434,6 +435,7 @@ class Exports:
             if job.session is session:
                 del self.jobs[key]
                 job.cancelled = True
+                log.debug("GPU job of %s: the session left while it was reading; job dropped", session.describe())
                 if engine is not None:
                     engine.drop_client(key)
                 _close_job(job)   # the registry mapping goes with the session's registry

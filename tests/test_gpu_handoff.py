@@ -395,3 +395,34 @@ def test_a_peer_of_another_uid_is_refused():
         message = peer.recv(length).decode()
     assert err == errno.EACCES and buffer_id == 0 and "peer uid 65534" in message
     assert exports.counters["tickets_refused"] == 1
+
+
+def test_a_client_that_leaves_mid_decode_leaves_nothing_behind(gpu_daemon, tmp_path):
+    """BYE while the daemon is still reading or decoding: the job finishes and frees its buffer."""
+    rows = _manifest()
+    path, spans = _pack(tmp_path, [(DATA / r["file"]).read_bytes() for r in rows])
+    with Client(gpu_daemon.ipc) as c:
+        c.decode_to_gpu([GpuRead(c.open(path), 0, 4)], timeout=300).close()        # warm-up
+    base = _quiet_fds(gpu_daemon)
+    watcher = Client(gpu_daemon.ipc)
+    for reads_done in (False, True, True):
+        c = Client(gpu_daemon.ipc)
+        f = c.open(path)
+        requests = [[f.id, off, size, Compression.GDEFLATE, int(r["uncompressed_bytes"])]
+                    for r, (off, size) in zip(rows * 4, spans * 4)]
+        _seq, frames = c._core.call(lambda seq: DecodeToGpu(seq=seq, requests=requests), GpuBuffer)
+        c._send(frames)
+        # right behind the request (the reads are still running), or once they are in (lavapipe is
+        # then decoding for a good while; a fast GPU may have replied already: freed by BYE then)
+        while reads_done and watcher.statistics()["gpu_exports"]["jobs"]:
+            time.sleep(0.005)
+        c.close()
+    watcher.close()
+    with Client(gpu_daemon.ipc) as c:
+        deadline = time.monotonic() + 60
+        while (stats := c.statistics()["gpu_exports"])["held"] + stats["jobs"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)                                # a job on the worker thread finishes by itself
+        assert c.statistics()["gpu_exports"]["held"] == 0
+    assert _fds_settle(gpu_daemon, base) == base
+    assert "Traceback" not in gpu_daemon.output()
