@@ -58,14 +58,17 @@ class ImportedBuffer:
     sizes: list[int]
     closed: bool = False
 
-    def acquire_barrier(self, queue_family: int) -> Any:
+    def acquire_barrier(self, queue_family: int, *, access: int | None = None) -> Any:
         """A VkBufferMemoryBarrier taking the buffer from VK_QUEUE_FAMILY_EXTERNAL to
-        ``queue_family``; record it (vkCmdPipelineBarrier) before the buffer's first use."""
+        ``queue_family``; record it (vkCmdPipelineBarrier) before the buffer's first use.
+        ``access``: the dstAccessMask (default: shader and transfer reads)."""
         vk = _vk()
+        if access is None:
+            access = vk.VK_ACCESS_SHADER_READ_BIT | vk.VK_ACCESS_TRANSFER_READ_BIT
         return vk.VkBufferMemoryBarrier(
             sType=vk.VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER,
             srcAccessMask=0,
-            dstAccessMask=vk.VK_ACCESS_SHADER_READ_BIT | vk.VK_ACCESS_TRANSFER_READ_BIT,
+            dstAccessMask=access,
             srcQueueFamilyIndex=vk.VK_QUEUE_FAMILY_EXTERNAL,
             dstQueueFamilyIndex=queue_family,
             buffer=self.buffer,

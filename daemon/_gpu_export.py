@@ -116,6 +116,7 @@ class Exports:
         self._regions = itertools.count()
         self._submitter: _Submitter | None = None
         self._uuids: tuple[Any, tuple[bytes, bytes]] | None = None
+        self._support: tuple[Any, str] | None = None   # (device, why it cannot export, or "")
         self.counters = {"made": 0, "failed": 0, "tickets_redeemed": 0, "tickets_refused": 0}
 
     # -- the handoff socket -----------------------------------------------------------------
@@ -251,9 +252,14 @@ class Exports:
         route = self.route
         if route.unavailable is not None:
             raise ExportRefused("GPU_UNAVAILABLE", f"no GPU decoder: {route.unavailable}", errno.ENODEV)
-        if route.decoder is not None and not route.decoder.device.external_fd:
-            raise ExportRefused("GPU_UNAVAILABLE", f"{route.decoder.device.info.name} lacks VK_KHR_external_memory_fd, "
-                                "so its memory cannot be handed over", errno.ENODEV)
+        if route.decoder is None:
+            return  # auto mode, not opened yet: finish() opens it and checks again
+        device = route.decoder.device
+        if self._support is None or self._support[0] is not device:
+            self._support = (device, _export_support(device))
+        if self._support[1]:
+            raise ExportRefused("GPU_UNAVAILABLE", f"{device.info.name}: {self._support[1]}, so its memory cannot be "
+                                "handed over", errno.ENODEV)
 
     def on_reads(self, job: Job, completions: bytes, errors: list[dict[str, Any]]) -> bool:
         """Reads of the job completed; True once all have (build it then)."""
@@ -508,6 +514,25 @@ def _close_job(job: Job) -> None:
     if job.fd >= 0:
         os.close(job.fd)
         job.fd = -1
+
+
+def _export_support(device: Any) -> str:
+    """Why ``device`` cannot export our buffers as opaque fds ("" when it can). A driver that
+    wants dedicated allocations for them is refused too: the buffers are not made that way."""
+    if not device.external_fd:
+        return "no VK_KHR_external_memory_fd"
+    vk = device.vk
+    usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
+    info = vk.VkPhysicalDeviceExternalBufferInfo(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_BUFFER_INFO,
+                                                 usage=usage, handleType=OPAQUE_FD)
+    props = vk.VkExternalBufferProperties(sType=vk.VK_STRUCTURE_TYPE_EXTERNAL_BUFFER_PROPERTIES)
+    vk.vkGetPhysicalDeviceExternalBufferProperties(device.physical, info, props)
+    features = props.externalMemoryProperties.externalMemoryFeatures
+    if not features & vk.VK_EXTERNAL_MEMORY_FEATURE_EXPORTABLE_BIT:
+        return "its driver cannot export storage buffers as opaque fds"
+    if features & vk.VK_EXTERNAL_MEMORY_FEATURE_DEDICATED_ONLY_BIT:
+        return "its driver exports buffers only from dedicated allocations (not supported yet)"
+    return ""
 
 
 def _uuids(device: Any) -> tuple[bytes, bytes]:

@@ -426,3 +426,26 @@ def test_a_client_that_leaves_mid_decode_leaves_nothing_behind(gpu_daemon, tmp_p
         assert c.statistics()["gpu_exports"]["held"] == 0
     assert _fds_settle(gpu_daemon, base) == base
     assert "Traceback" not in gpu_daemon.output()
+
+
+def test_a_refused_import_leaves_the_fd_with_the_buffer(gpu_daemon, device, tmp_path):
+    path, _ = _pack(tmp_path, [b"0123456789abcdef" * 64])
+    with Client(gpu_daemon.ipc) as c:
+        f = c.open(path)
+        mine = len(os.listdir("/proc/self/fd"))
+        with c.decode_to_gpu([GpuRead(f, 0, 1024)]) as buf:
+            real, buf.device_uuid = buf.device_uuid, bytes(16)        # as if decoded on another GPU
+            with pytest.raises(GpuHandoffError, match="same device") as info:
+                device.import_(buf)
+            assert info.value.code == "DEVICE_MISMATCH" and buf.fd >= 0
+            buf.device_uuid = real
+            with device.import_(buf) as imported:
+                assert device.read_back(imported) == b"0123456789abcdef" * 64 and buf.fd == -1
+            with pytest.raises(GpuHandoffError) as info:
+                device.import_(buf)                                   # imported once: no fd left
+            assert info.value.code == "NO_FD"
+        with c.decode_to_gpu([GpuRead(f, 0, 1024)]) as buf:
+            fd = buf.take_fd()                                        # the caller's now
+        os.fstat(fd)                                                  # open, and ours to close
+        os.close(fd)
+        assert len(os.listdir("/proc/self/fd")) == mine
