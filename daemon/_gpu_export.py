@@ -91,7 +91,6 @@ class Job:
     map: mmap.mmap | None = None
     remaining: int = 0
     failed: dict[int, dict[str, Any]] = field(default_factory=dict)   # index -> error map
-    building: bool = False
     cancelled: bool = False
 
 
@@ -282,7 +281,6 @@ class Exports:
         session = job.session
         if job.fd >= 0 and alive(session):
             session.registry.remove_region(job.region_id)
-        job.building = True
         built = None
         try:
             await self.route.ensure_open()
