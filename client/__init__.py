@@ -4,7 +4,9 @@
 default ipc socket), open files, register shared-memory regions as destinations, and send
 reads in batches whose completions arrive as futures (``ReadRequest``). A thin layer over
 ``dsd.protocol``: every failure the daemon reports becomes a ``DsdError`` subclass carrying
-the daemon's errno, HRESULT and message.
+the daemon's errno, HRESULT and message. ``decode_to_gpu`` leaves the bytes in a GPU buffer
+handed over as an fd; ``dsd.client.vkimport`` (loaded on demand: it needs libvulkan) imports
+it into the caller's own Vulkan device.
 """
 
 from ._async import AsyncBatch, AsyncClient
@@ -18,6 +20,7 @@ from ._errors import (
     DsdError,
     EndOfFile,
     FileNotFound,
+    GpuHandoffError,
     InvalidDestinationSize,
     InvalidMemoryQueuePriority,
     InvalidQueueCapacity,
@@ -32,12 +35,13 @@ from ._errors import (
     RequestTooLarge,
     WouldBlock,
 )
+from ._gpu import AsyncGpuBuffer, GpuBuffer, GpuRead, GpuResult
 from ._queue import AsyncQueue, ErrorRecordInfo, Fence, Queue, QueueQuery, StatusArray
 from ._shm import Region
 from ._sync import Batch, Client
 
 __all__ = [
-    "AsyncBatch", "AsyncClient", "AsyncQueue", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
+    "AsyncBatch", "AsyncClient", "AsyncGpuBuffer", "GpuBuffer", "GpuHandoffError", "GpuRead", "GpuResult", "AsyncQueue", "AuthenticationError", "Batch", "Cancelled", "Client", "ConnectionLost",
     "DaemonUnavailable", "DecompressionError", "DsdError", "EndOfFile", "ErrorRecordInfo", "Fence", "File",
     "FileNotFound", "InvalidDestinationSize", "InvalidMemoryQueuePriority", "InvalidQueueCapacity", "InvalidQueuePriority", "InvalidRequest",
     "InvalidSourceType", "IsADirectory", "PermissionDenied", "ProtocolMismatch", "Queue", "QueueClosed",

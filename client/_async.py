@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 import trio
 import zmq
@@ -19,7 +19,9 @@ from dsd.protocol import (
     Cancel,
     CloseFile,
     CompressionInfo,
+    DecodeToGpu,
     FileOpened,
+    GpuBuffer as GpuBufferReply,
     MemoryRegistered,
     Ok,
     OpenFile,
@@ -27,6 +29,7 @@ from dsd.protocol import (
     Pong,
     QueryCompression,
     RegisterMemory,
+    ReleaseGpuBuffer,
     StatsReply,
     StatsRequest,
     UnregisterMemory,
@@ -35,6 +38,7 @@ from dsd.protocol import (
 from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
+from ._gpu import AsyncGpuBuffer, GpuRead, fetch_fd_async, request_list
 from ._queue import AsyncQueue, create_async_queue
 from ._shm import Region
 
@@ -111,26 +115,27 @@ class AsyncClient:
             except DsdError as exc:  # the daemon sent garbage: everything waiting fails with why
                 self._core.fail_everything(exc)
 
-    async def _wait(self, seq: int, *, what: str) -> Any:
+    async def _wait(self, seq: int, *, what: str, timeout: float | None = None) -> Any:
         pending = self._core.pending[seq]
+        timeout = self.timeout if timeout is None else timeout
         if not pending.done:
             event = trio.Event()
             pending.waker = event.set
-            with trio.move_on_after(self.timeout) as scope:
+            with trio.move_on_after(timeout) as scope:
                 await event.wait()
             if scope.cancelled_caught:
                 self._core.pending.pop(seq, None)
-                raise DaemonUnavailable(f"timed out after {self.timeout:g}s waiting for {what}")
+                raise DaemonUnavailable(f"timed out after {timeout:g}s waiting for {what}")
         if pending.error is not None:
             raise pending.error
         return pending.reply
 
-    async def _call(self, make, *expect: type, what: str) -> Any:
+    async def _call(self, make, *expect: type, what: str, timeout: float | None = None) -> Any:
         if self.closed and not isinstance(make(0), Bye):
             raise ConnectionLost("client is closed")
         seq, frames = self._core.call(make, *expect)
         self._sock.send(frames)
-        return await self._wait(seq, what=what)
+        return await self._wait(seq, what=what, timeout=timeout)
 
     # -- files and memory ----------------------------------------------------------------------
 
@@ -211,6 +216,26 @@ class AsyncClient:
                 self._scratch = None
             self._scratch = await self.alloc(scratch_size(size))
         return self._scratch
+
+    # -- GPU destinations ----------------------------------------------------------------------
+
+    async def decode_to_gpu(self, reads: Iterable[GpuRead], *, timeout: float | None = None) -> AsyncGpuBuffer:
+        """See ``Client.decode_to_gpu``; ``await buf.aclose()`` (or ``async with``) releases it."""
+        requests = request_list(reads)
+        reply = await self._call(lambda seq: DecodeToGpu(seq=seq, requests=requests), GpuBufferReply,
+                                 what="DECODE_TO_GPU", timeout=timeout)
+        buf = AsyncGpuBuffer(reply, self)
+        if reply.buffer_id:
+            try:
+                buf.fd = await fetch_fd_async(reply.socket, reply.ticket, reply.buffer_id, self.timeout)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await buf.aclose()
+                raise
+        return buf
+
+    async def release_gpu_buffer(self, buffer_id: int) -> None:
+        await self._call(lambda seq: ReleaseGpuBuffer(seq=seq, buffer_id=buffer_id), Ok, what="RELEASE_GPU_BUFFER")
 
     # -- control -------------------------------------------------------------------------------
 

@@ -111,6 +111,15 @@ class QueueClosed(RemoteError):
     """E_DSTORAGE_QUEUE_CLOSED: the queue was closed (or never existed)."""
 
 
+class GpuHandoffError(RemoteError):
+    """A GPU buffer could not be made, handed over or imported; ``code`` says which step:
+    GPU_UNAVAILABLE, HANDOFF_UNSUPPORTED (a TCP client), EXPORT_LIMIT, UNKNOWN_BUFFER, TICKET
+    (the handoff socket refused the ticket), DEVICE_MISMATCH, IMPORT_FAILED, NO_FD."""
+
+
+_HANDOFF_CODES = frozenset({"GPU_UNAVAILABLE", "HANDOFF_UNSUPPORTED", "EXPORT_LIMIT", "UNKNOWN_BUFFER"})
+
+
 _BY_ERRNO = {_errno.ENOENT: FileNotFound, _errno.EACCES: PermissionDenied, _errno.EPERM: PermissionDenied,
              _errno.EISDIR: IsADirectory}
 _BY_REASON = {Reason.EOF: EndOfFile, Reason.BAD_FILE: InvalidRequest, Reason.BAD_REGION: InvalidRequest,
@@ -138,6 +147,8 @@ def error_from_reply(code: str, message: str, errno: int, hresult: int) -> DsdEr
         return AuthenticationError(message)
     if code == "VERSION_MISMATCH":
         return ProtocolMismatch(message)
+    if code in _HANDOFF_CODES:
+        return GpuHandoffError(message, errno=errno, hresult=hresult, code=code)
     return error_class(hresult, errno)(message, errno=errno, hresult=hresult, code=code)
 
 

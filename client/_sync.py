@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import zmq
 
@@ -14,7 +14,9 @@ from dsd.protocol import (
     Cancel,
     CloseFile,
     CompressionInfo,
+    DecodeToGpu,
     FileOpened,
+    GpuBuffer as GpuBufferReply,
     MemoryRegistered,
     Ok,
     OpenFile,
@@ -22,6 +24,7 @@ from dsd.protocol import (
     Pong,
     QueryCompression,
     RegisterMemory,
+    ReleaseGpuBuffer,
     StatsReply,
     StatsRequest,
     UnregisterMemory,
@@ -30,6 +33,7 @@ from dsd.protocol import (
 from ._core import ClientCore, File, ReadRequest, check_read_args, chunks, read_request, scratch_size
 from ._endpoint import check_reachable, resolve_endpoint, resolve_token
 from ._errors import ConnectionLost, DaemonUnavailable, DsdError
+from ._gpu import GpuBuffer, GpuRead, fetch_fd, request_list
 from ._queue import Queue, create_queue
 from ._shm import Region
 
@@ -91,23 +95,24 @@ class Client:
                 self._core.fail_everything(error)
                 raise error from None
 
-    def _wait(self, seq: int, *, what: str) -> Any:
+    def _wait(self, seq: int, *, what: str, timeout: float | None = None) -> Any:
         pending = self._core.pending[seq]
-        deadline = time.monotonic() + self.timeout
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not pending.done:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._core.pending.pop(seq, None)
-                raise DaemonUnavailable(f"timed out after {self.timeout:g}s waiting for {what}")
+                raise DaemonUnavailable(f"timed out after {timeout:g}s waiting for {what}")
             self._pump(left)
         if pending.error is not None:
             raise pending.error
         return pending.reply
 
-    def _call(self, make, *expect: type, what: str) -> Any:
+    def _call(self, make, *expect: type, what: str, timeout: float | None = None) -> Any:
         seq, frames = self._core.call(make, *expect)
         self._send(frames)
-        return self._wait(seq, what=what)
+        return self._wait(seq, what=what, timeout=timeout)
 
     # -- files and memory ------------------------------------------------------------------
 
@@ -200,6 +205,28 @@ class Client:
                 self._scratch = None
             self._scratch = self.alloc(scratch_size(size))
         return self._scratch
+
+    # -- GPU destinations --------------------------------------------------------------------
+
+    def decode_to_gpu(self, reads: Iterable[GpuRead], *, timeout: float | None = None) -> GpuBuffer:
+        """Read (and decode) ``reads`` into one GPU buffer the daemon owns and hand its memory
+        over as an fd (``dsd.client.vkimport.import_buffer`` imports it). Per-request failures
+        are in ``results``; ``close()`` the buffer when done. ipc connections only."""
+        requests = request_list(reads)
+        reply = self._call(lambda seq: DecodeToGpu(seq=seq, requests=requests), GpuBufferReply,
+                           what="DECODE_TO_GPU", timeout=timeout)
+        buf = GpuBuffer(reply, self)
+        if reply.buffer_id:
+            try:
+                buf.fd = fetch_fd(reply.socket, reply.ticket, reply.buffer_id, self.timeout)
+            except BaseException:
+                buf.close()
+                raise
+        return buf
+
+    def release_gpu_buffer(self, buffer_id: int) -> None:
+        """Free the daemon's buffer (``GpuBuffer.close()`` calls this); an imported copy stays valid."""
+        self._call(lambda seq: ReleaseGpuBuffer(seq=seq, buffer_id=buffer_id), Ok, what="RELEASE_GPU_BUFFER")
 
     # -- control -----------------------------------------------------------------------------
 

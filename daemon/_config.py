@@ -24,6 +24,7 @@ class Config:
     # records the scheduler keeps inside the io engine; smaller = priorities bite sooner, larger = more overlap
     sched_window: int = 4096
     gpu_staging_bytes: int = 256 << 20      # GPU staging memory for compressed reads routed to the GPU
+    gpu_export_bytes: int = 1 << 30         # GPU buffers one session may hold for handoff (DECODE_TO_GPU)
     log_level: str = "INFO"
 
     @classmethod
@@ -40,6 +41,11 @@ class Config:
                 cfg.gpu_staging_bytes = int(env["DSD_GPU_STAGING_BYTES"])
             except ValueError:
                 raise ValueError(f"DSD_GPU_STAGING_BYTES={env['DSD_GPU_STAGING_BYTES']!r} is not an integer") from None
+        if env.get("DSD_GPU_EXPORT_BYTES"):
+            try:
+                cfg.gpu_export_bytes = int(env["DSD_GPU_EXPORT_BYTES"])
+            except ValueError:
+                raise ValueError(f"DSD_GPU_EXPORT_BYTES={env['DSD_GPU_EXPORT_BYTES']!r} is not an integer") from None
         if env.get("DSD_SCHED_WINDOW"):
             try:
                 cfg.sched_window = int(env["DSD_SCHED_WINDOW"])
@@ -55,6 +61,8 @@ class Config:
         min_gpu_bytes()
         if not 1 << 16 <= self.gpu_staging_bytes <= 1 << 40:
             raise ValueError(f"GPU staging size {self.gpu_staging_bytes} is outside 64 KiB..1 TiB")
+        if not 0 <= self.gpu_export_bytes <= 1 << 40:
+            raise ValueError(f"GPU export limit {self.gpu_export_bytes} is outside 0..1 TiB (0 turns handoff off)")
         if not 1 <= self.sched_window <= 1 << 20:
             raise ValueError(f"scheduler window {self.sched_window} is outside 1..1048576")
         for name in ("ipc_endpoint", "tcp_endpoint"):

@@ -70,6 +70,7 @@ class GpuRoute:
         self._map: mmap.mmap | None = None
         self._jobs: list[GpuJob] = []
         self._opening = False
+        self._opened: trio.Event | None = None
         self._limiter = trio.CapacityLimiter(1)  # one device, one batch at a time
 
     # -- device ---------------------------------------------------------------------------
@@ -96,10 +97,27 @@ class GpuRoute:
 
     async def _open_in_background(self) -> None:
         self._opening = True
+        self._opened = trio.Event()
         try:
             await trio.to_thread.run_sync(self._open)
         finally:
             self._opening = False
+            self._opened.set()
+
+    async def ensure_open(self) -> None:
+        """Open the device now if auto mode has not yet (GPU destinations need it whatever the
+        device kind); afterwards either ``decoder`` or ``unavailable`` is set."""
+        if self.mode == "cpu" or self.decoder is not None or self.unavailable is not None:
+            return
+        if self._opening and self._opened is not None:
+            await self._opened.wait()
+        else:
+            await self._open_in_background()
+
+    @property
+    def limiter(self) -> trio.CapacityLimiter:
+        """Held by every user of the decoder's queue (decodes, the GPU buffer exports)."""
+        return self._limiter
 
     def close(self) -> None:
         if self.decoder is not None:

@@ -43,6 +43,7 @@ from dsd.protocol import (
     Compression,
     CompressionInfo,
     CreateQueue,
+    DecodeToGpu,
     Error,
     ErrorRecord,
     FileOpened,
@@ -60,7 +61,11 @@ from dsd.protocol import (
     QueueCreated,
     QueueInfo,
     Reason,
+    HANDOFF_SOCKET_FILE,
+    HANDOFF_VERSION,
+    Message,
     RegisterMemory,
+    ReleaseGpuBuffer,
     RemoteProtocolError,
     RequestRecord,
     RetrieveErrorRecord,
@@ -78,6 +83,7 @@ from dsd.protocol._hresult import HRESULT, hresult_from_errno
 
 from . import _failures
 from ._config import Config
+from ._gpu_export import ExportRefused, Exports, Job
 from ._gpu_route import GpuRoute
 from ._queues import CHUNK_RECORDS, MAX_CAPACITY, Chunk, Epoch, Queue, QueueError, Scheduler, completion
 from ._session import FileInfo, RegionInfo, Session
@@ -117,6 +123,7 @@ class Daemon:
         self._pending: dict[int, Session] = {}  # sessions with completions to send at the next flush
         self.scheduler = Scheduler(self._submit_chunk, window=config.sched_window)
         self.gpu = GpuRoute(staging_bytes=config.gpu_staging_bytes)
+        self.exports = Exports(self.gpu, limit_bytes=config.gpu_export_bytes)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -133,6 +140,9 @@ class Daemon:
             _remove_stale_socket(path)
             self._bind(ipc, trusted=True)
             os.chmod(path, 0o600)
+            # fds cannot travel over zmq: GPU buffers go out on a Unix socket beside it
+            self.exports.bind(str(rundir / HANDOFF_SOCKET_FILE))
+            self.endpoints["handoff"] = self.exports.path
         tcp = self.config.resolved_tcp()
         if tcp is not None:
             self.token = _paths.load_or_create_token(_paths.token_path(rundir))
@@ -162,6 +172,7 @@ class Daemon:
         self.sockets.clear()
         if self.engine is not None:
             self.engine.close()
+        self.exports.close()   # its buffers belong to the decoder's device: before the route closes it
         self.gpu.close()
         self.ctx.term()
         ipc = self.endpoints.get("ipc")
@@ -186,6 +197,8 @@ class Daemon:
                     nursery.start_soon(self._serve_socket, index, tsock)
                     nursery.start_soon(self._watch_connections, index, tsock)
                 nursery.start_soon(self._deliver_completions)
+                if self.exports.path is not None:
+                    nursery.start_soon(self.exports.serve)
                 await nursery.start(self._signals, nursery.cancel_scope)  # handlers in place before READY
                 if self.notifier.watchdog_usec:
                     nursery.start_soon(self._watchdog)
@@ -308,7 +321,8 @@ class Daemon:
         return {"io_backend": self.engine.backend, "record_layout": RECORD_LAYOUT_VERSION,
                 "request_record_size": REQUEST_RECORD_SIZE, "completion_record_size": COMPLETION_RECORD_SIZE,
                 "compression": ["NONE", "GDEFLATE", "ZSTD"], "shm_dir": SHM_DIR,
-                "staging_bytes": self.engine.stats().get("staging_bytes", 0)}
+                "staging_bytes": self.engine.stats().get("staging_bytes", 0),
+                "gpu_handoff": HANDOFF_VERSION if self.exports.path is not None else 0}
 
     def _on_open_file(self, session: Session, msg: OpenFile) -> None:
         flags = os.O_CLOEXEC | (os.O_RDWR if msg.write else os.O_RDONLY)
@@ -578,6 +592,40 @@ class Daemon:
                                                            len(keep) // REQUEST_RECORD_SIZE)])
         return count
 
+    # -- GPU buffers for native clients (daemon/_gpu_export.py) ---------------------------------
+
+    def _on_decode_to_gpu(self, session: Session, msg: DecodeToGpu) -> None:
+        try:
+            job = self.exports.start(session, msg.seq, msg.requests, self.engine)
+        except ExportRefused as exc:
+            return self._reply_error(session, msg.seq, exc.code, exc.message, exc.errno)
+        if job.remaining == 0:  # nothing to read (every file id was unknown)
+            self._nursery.start_soon(self._finish_export, job)
+
+    async def _finish_export(self, job: Job) -> None:
+        await self.exports.finish(job, self._alive, self._export_reply)
+
+    def _alive(self, session: Session) -> bool:
+        return self.by_key.get(session.key) is session
+
+    def _export_reply(self, session: Session, msg: Message | int, *error: Any) -> None:
+        """GPU_BUFFER, or (seq, code, message, errno) for an ERROR, to a session still here."""
+        if not self._alive(session):
+            return
+        if not isinstance(msg, Message):
+            return self._reply_error(session, msg, *error)
+        try:
+            session.send(msg)
+        except zmq.ZMQError as exc:
+            self._on_send_error(session, exc)
+
+    def _on_release_gpu_buffer(self, session: Session, msg: ReleaseGpuBuffer) -> None:
+        if not self.exports.release(session, msg.buffer_id):
+            return self._reply_error(session, msg.seq, "UNKNOWN_BUFFER",
+                                     f"GPU buffer {msg.buffer_id} is not held for this session (never made, or "
+                                     "released already)", errno.EINVAL)
+        session.send(Ok(seq=msg.seq))
+
     def _on_stats(self, session: Session, msg: StatsRequest) -> None:
         session.send(StatsReply(seq=msg.seq, stats=self.stats()))
 
@@ -593,6 +641,7 @@ class Daemon:
                  UnregisterMemory: _on_unregister_memory, CreateQueue: _on_create_queue, CloseQueue: _on_close_queue,
                  QueryQueue: _on_query_queue, RetrieveErrorRecord: _on_retrieve_error_record,
                  QueryCompression: _on_query_compression, Batch: _on_batch, Submit: _on_submit, Cancel: _on_cancel,
+                 DecodeToGpu: _on_decode_to_gpu, ReleaseGpuBuffer: _on_release_gpu_buffer,
                  StatsRequest: _on_stats, Ping: _on_ping, Bye: _on_bye}
 
     def stats(self) -> dict[str, Any]:
@@ -600,6 +649,7 @@ class Daemon:
         return {"version": dsd.__version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - self.started, 3), "clients": len(self.by_key),
                 "endpoints": dict(self.endpoints), "io": engine, "decode": self.gpu.stats(),
+                "gpu_exports": self.exports.stats(),
                 "scheduler": {"window": self.scheduler.window, "in_engine": self.scheduler.in_engine,
                               "waiting": self.scheduler.waiting,
                               "served": {Priority(p).name: n for p, n in self.scheduler.served.items()}},
@@ -613,6 +663,13 @@ class Daemon:
             await trio.lowlevel.wait_readable(fd)
             touched: dict[int, Queue] = {}
             for key, completions, failed, messages in self.engine.reap(messages=True):
+                job = self.exports.jobs.get(key)
+                if job is not None:  # reads of a DECODE_TO_GPU request
+                    failures = completions[_STATUS_OFFSET::COMPLETION_RECORD_SIZE].count(Status.FAILED)
+                    errors = self._error_records(job.session, completions, failed, messages) if failures else []
+                    if self.exports.on_reads(job, completions, errors):
+                        self._nursery.start_soon(self._finish_export, job)
+                    continue
                 epoch = self.epochs.get(key)
                 if epoch is None or epoch.queue.closed:
                     continue  # client or queue gone; its completions are moot
@@ -715,6 +772,7 @@ class Daemon:
         self.counters["clients_dropped"] += 1
         self.scheduler.withdraw(lambda chunk: chunk.epoch.queue.session is session)
         self.gpu.forget(lambda job: job.queue.session is session)
+        self.exports.drop_session(session, self.engine)
         for key in session.close(self.engine):
             epoch = self.epochs.pop(key, None)
             if epoch is not None:

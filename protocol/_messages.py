@@ -45,6 +45,14 @@ OPT_STR = (str, type(None))
 BOOL = (bool,)
 MAP = (dict,)
 LIST = (list,)
+BIN = (bytes,)
+
+# GPU handoff (DECODE_TO_GPU): requests per message, and the size of a ticket and of a UUID.
+MAX_GPU_REQUESTS = 4096
+GPU_REQUEST_FIELDS = ("file_id", "offset", "compressed_size", "compression", "size")
+GPU_RESULT_FIELDS = ("offset", "size", "hresult")
+TICKET_BYTES = 32
+UUID_BYTES = 16
 
 
 @dataclass(slots=True)
@@ -221,6 +229,32 @@ class Cancel(Message):
 
 
 @dataclass(slots=True)
+class DecodeToGpu(Message):
+    """Read (and decode) files into one daemon-owned, exportable GPU buffer. Each request is
+    ``[file_id, offset, compressed_size, compression, size]`` (GPU_REQUEST_FIELDS)."""
+
+    TYPE: ClassVar[str] = "DECODE_TO_GPU"
+    seq: int = _spec(INT)
+    requests: list[list[int]] = _spec(LIST)
+
+    def _check_bodies(self, bodies: list[Any]) -> None:  # no bodies: this checks the request list's shape
+        if not 1 <= len(self.requests) <= MAX_GPU_REQUESTS:
+            raise ValueError(f"requests must hold 1..{MAX_GPU_REQUESTS} entries, got {len(self.requests)}")
+        for i, req in enumerate(self.requests):
+            if (not isinstance(req, list) or len(req) != len(GPU_REQUEST_FIELDS)
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 for v in req)):
+                raise ValueError(f"request {i} must be a list of {len(GPU_REQUEST_FIELDS)} non-negative integers "
+                                 f"{list(GPU_REQUEST_FIELDS)}, got {req!r}")
+
+
+@dataclass(slots=True)
+class ReleaseGpuBuffer(Message):
+    TYPE: ClassVar[str] = "RELEASE_GPU_BUFFER"
+    seq: int = _spec(INT)
+    buffer_id: int = _spec(INT)
+
+
+@dataclass(slots=True)
 class StatsRequest(Message):
     TYPE: ClassVar[str] = "STATS"
     seq: int = _spec(INT)
@@ -323,6 +357,40 @@ class CompressionInfo(Message):
 
 
 @dataclass(slots=True)
+class GpuBuffer(Message):
+    """DECODE_TO_GPU's reply: where the bytes are, what an importer needs, and the ticket that
+    fetches the buffer's fd over the handoff socket. ``buffer_id`` 0: no buffer (nothing decoded)."""
+
+    TYPE: ClassVar[str] = "GPU_BUFFER"
+    FROM_CLIENT: ClassVar[bool] = False
+    seq: int = _spec(INT)
+    buffer_id: int = _spec(INT)
+    ticket: bytes = _spec(BIN)
+    socket: str = _spec(STR)
+    size: int = _spec(INT)                 # bytes from the buffer's start to the end of the last request
+    allocation_size: int = _spec(INT)      # VkMemoryAllocateInfo.allocationSize to import with
+    memory_type_index: int = _spec(INT)    # VkMemoryAllocateInfo.memoryTypeIndex to import with
+    handle_type: int = _spec(INT)          # VkExternalMemoryHandleTypeFlagBits (1: OPAQUE_FD)
+    device_uuid: bytes = _spec(BIN)
+    driver_uuid: bytes = _spec(BIN)
+    results: list[list[int]] = _spec(LIST)          # per request [offset, size, hresult] (GPU_RESULT_FIELDS)
+    errors: list[dict[str, Any]] = _spec(LIST, [])  # per failed request: index, errno, hresult, reason, message
+
+    def _check_bodies(self, bodies: list[Any]) -> None:  # no bodies: this checks the fields' shapes
+        if self.buffer_id and len(self.ticket) != TICKET_BYTES:
+            raise ValueError(f"ticket must be {TICKET_BYTES} bytes")
+        if len(self.device_uuid) != UUID_BYTES or len(self.driver_uuid) != UUID_BYTES:
+            raise ValueError(f"device_uuid and driver_uuid must be {UUID_BYTES} bytes")
+        for i, res in enumerate(self.results):
+            if (not isinstance(res, list) or len(res) != len(GPU_RESULT_FIELDS)
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in res)):
+                raise ValueError(f"result {i} must be a list of {len(GPU_RESULT_FIELDS)} non-negative integers")
+        for err in self.errors:
+            if not isinstance(err, dict) or not isinstance(err.get("index"), int):
+                raise ValueError("each error entry must be a map with an integer index")
+
+
+@dataclass(slots=True)
 class StatsReply(Message):
     TYPE: ClassVar[str] = "STATS_REPLY"
     FROM_CLIENT: ClassVar[bool] = False
@@ -389,9 +457,9 @@ class Error(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, OpenFile, CloseFile, RegisterMemory, UnregisterMemory, CreateQueue, CloseQueue, QueryQueue,
-                RetrieveErrorRecord, QueryCompression, Batch, Submit, Cancel, StatsRequest, Ping, Bye, Welcome,
-                FileOpened, MemoryRegistered, QueueCreated, QueueInfo, ErrorRecord, CompressionInfo, Ok, StatsReply,
-                Pong, Probe, Completions, Error)
+                RetrieveErrorRecord, QueryCompression, Batch, Submit, Cancel, DecodeToGpu, ReleaseGpuBuffer, StatsRequest,
+                Ping, Bye, Welcome, FileOpened, MemoryRegistered, QueueCreated, QueueInfo, ErrorRecord, CompressionInfo,
+                Ok, GpuBuffer, StatsReply, Pong, Probe, Completions, Error)
 }
 
 

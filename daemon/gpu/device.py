@@ -69,6 +69,8 @@ class Buffer:
     device_local: bool
     mapping: memoryview | None
     address: int = 0
+    memory_type: int = -1        # what an importer of an exported fd must allocate with
+    allocation_size: int = 0
 
 
 class VulkanDevice:
@@ -403,7 +405,7 @@ class VulkanDevice:
             info.sType = vk.VK_STRUCTURE_TYPE_BUFFER_DEVICE_ADDRESS_INFO
             info.buffer = handle
             address = int(vk.lib.vkGetBufferDeviceAddress(self.device, info))
-        return Buffer(handle, memory, size, bool(flags & HV), bool(flags & DL), mapping, address)
+        return Buffer(handle, memory, size, bool(flags & HV), bool(flags & DL), mapping, address, mtype, int(req.size))
 
     def destroy_buffer(self, buf: Buffer | None) -> None:
         if buf is None:
