@@ -67,3 +67,23 @@ def test_help_lists_commands():
     res = dsd("--help")
     for cmd in (b"serve", b"read", b"doctor", b"bench"):
         assert cmd in res.stdout
+
+
+def _all_parsers(parser, path=("dsd",)):
+    import argparse
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_every_help_text_renders():
+    # argparse expands help strings with %-formatting only when --help is asked for, so a stray "%"
+    # breaks that one command's help and nothing else would notice.
+    from dsd.cli import build_parser
+    seen = []
+    for path, parser in _all_parsers(build_parser()):
+        assert parser.format_help(), path
+        seen.append(" ".join(path))
+    assert "dsd bench read" in seen and "dsd serve" in seen

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("read", help="daemon read path vs a plain os.preadv loop")
     p.add_argument("--json", action="store_true")
     p.add_argument("--seconds", type=float, default=2.0, help="time per contender and case")
-    p.add_argument("--endpoint", help="measure an already running daemon (CPU% is then not reported)")
+    p.add_argument("--endpoint", help="measure an already running daemon (CPU%% is then not reported)")
     p.add_argument("--file-size", type=int, default=FILE_SIZE)
     p.add_argument("--direct", action="store_true",
                    help="let the daemon use O_DIRECT (default: page cache, like the preadv baseline)")
