@@ -111,6 +111,15 @@ class GpuBufferBase:
             os.close(self.fd)
             self.fd = -1
 
+    def _close_locally(self, client: Any) -> int:
+        """Mark closed and close the fd; returns the buffer id the daemon should still release
+        (0 when there is nothing to release or the client is gone)."""
+        if self.closed:
+            return 0
+        self.closed = True
+        self._close_fd()
+        return self.buffer_id if self.buffer_id and not client.closed else 0
+
     def __repr__(self) -> str:
         state = " closed" if self.closed else f" fd={self.fd}"
         return f"<{type(self).__name__} {self.buffer_id} {self.size} bytes{state}>"
@@ -124,14 +133,9 @@ class GpuBuffer(GpuBufferBase):
         self._client = client
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self._close_fd()
-        finally:
-            if self.buffer_id and not self._client.closed:
-                self._client.release_gpu_buffer(self.buffer_id)
+        buffer_id = self._close_locally(self._client)
+        if buffer_id:
+            self._client.release_gpu_buffer(buffer_id)
 
     def __enter__(self) -> "GpuBuffer":
         return self
@@ -148,14 +152,9 @@ class AsyncGpuBuffer(GpuBufferBase):
         self._client = client
 
     async def aclose(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self._close_fd()
-        finally:
-            if self.buffer_id and not self._client.closed:
-                await self._client.release_gpu_buffer(self.buffer_id)
+        buffer_id = self._close_locally(self._client)
+        if buffer_id:
+            await self._client.release_gpu_buffer(buffer_id)
 
     async def __aenter__(self) -> "AsyncGpuBuffer":
         return self
