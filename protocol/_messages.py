@@ -8,7 +8,8 @@ by that table, so every decoder rejects exactly what the spec in docs/protocol.m
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
+from functools import cache
 from typing import Any, ClassVar
 
 import msgpack
@@ -17,6 +18,15 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._records import COMPLETION_RECORD_SIZE, RECORD_LAYOUT_VERSION, REQUEST_RECORD_SIZE
 
 PROTOCOL_VERSION = 1
+
+
+@cache
+def _header_fields(cls: type) -> tuple[tuple[Field, ...], frozenset[str], bool]:
+    """A message class's header fields, their names and whether it has bodies; computed once per
+    class, since ``dataclasses.fields`` rebuilds its tuple on every call and this is per message."""
+    all_fields = fields(cls)
+    header = tuple(f for f in all_fields if f.name != "bodies")
+    return header, frozenset(f.name for f in header), len(header) != len(all_fields)
 
 # Bounds on what a header may hold, so a hostile peer cannot make the decoder allocate much.
 MAX_HEADER_BYTES = 1 << 20
@@ -65,9 +75,8 @@ class Message:
 
     def header(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.TYPE}
-        for f in fields(self):
-            if f.name != "bodies":
-                out[f.name] = getattr(self, f.name)
+        for f in _header_fields(type(self))[0]:
+            out[f.name] = getattr(self, f.name)
         return out
 
     def body_frames(self) -> list[Any]:
@@ -78,9 +87,7 @@ class Message:
 
     def to_frames(self) -> list[Any]:
         """Encode: header frame plus body frames (bodies are passed through untouched, for copy=False)."""
-        for f in fields(self):
-            if f.name == "bodies":
-                continue
+        for f in _header_fields(type(self))[0]:
             value = getattr(self, f.name)
             if not isinstance(value, f.metadata["types"]) or (isinstance(value, bool) and bool not in f.metadata["types"]):
                 raise LocalProtocolError(f"{self.TYPE}.{f.name}: {value!r} is not a valid value")
@@ -498,9 +505,8 @@ def decode(frames: list[Any]) -> Message:
     if cls is None:
         raise RemoteProtocolError(f"unknown message type {kind!r}")
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name == "bodies":
-            continue
+    header_fields, names, has_bodies = _header_fields(cls)
+    for f in header_fields:
         if f.name in header:
             value = header[f.name]
             types = f.metadata["types"]
@@ -513,14 +519,14 @@ def decode(frames: list[Any]) -> Message:
             continue
         else:
             raise RemoteProtocolError(f"{kind} lacks required field {f.name!r}")
-    extra = set(header) - {f.name for f in fields(cls)} - {"type"}
+    extra = set(header) - names - {"type"}
     if extra:
         raise RemoteProtocolError(f"{kind} has unknown fields {sorted(extra)}")
     bodies = list(frames[1:])
     if len(bodies) not in cls.BODIES:
         raise RemoteProtocolError(f"{kind} expects {' or '.join(map(str, cls.BODIES))} body frames, got {len(bodies)}")
     msg = cls(**kwargs)
-    if "bodies" in {f.name for f in fields(cls)}:
+    if has_bodies:
         msg.bodies = bodies  # type: ignore[attr-defined]
     try:
         msg._check_bodies(bodies)
