@@ -23,6 +23,7 @@ def test_bench_read_json(tmp_path):
     for case in ("4k-random", "1m-sequential"):
         dsd, base = cases[case]["dsd"], cases[case]["preadv"]
         assert dsd["requests_per_s"] > 0 and base["requests_per_s"] > 0
-        assert dsd["ratio_vs_preadv"] == pytest.approx(dsd["gbps"] / base["gbps"], rel=1e-2)
+        # the report rounds the ratio to 3 decimals: allow that step as well as 1 %
+        assert dsd["ratio_vs_preadv"] == pytest.approx(dsd["gbps"] / base["gbps"], rel=1e-2, abs=5e-4)
         assert 0 <= dsd["daemon_cpu_pct_of_one_core"] <= 200
     assert cases["4k-paced-50k-per-s"]["dsd"]["target_cpu_pct"] == 10
