@@ -551,7 +551,7 @@ class GpuDecoder:
         in_pos = out_pos = tiles = 0
         for i, (data, size) in enumerate(items):
             mv = memoryview(data)
-            if mv.format != "B" or mv.ndim != 1:
+            if mv.format != "B" or mv.ndim != 1 or not mv.c_contiguous:  # cast raises for non-contiguous
                 mv = mv.cast("B")
             views.append(mv)
             out_offs.append(out_pos)
