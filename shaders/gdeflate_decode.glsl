@@ -79,9 +79,13 @@ layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t out
 layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutWords { uint outw[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
-// ctl[0]: next tile (work counter); ctl[1]: failed tiles; ctl[4 + s]: status of stream s
-// (0 = ok, else code | tile << 16). The host zeroes it before each submit.
+// ctl[0]: next tile (work counter), zeroed by the host before each submit. In device memory
+// (every tile's atomic stays on the GPU); the host only ever writes it.
 layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };
+// sts[0]: failed tiles; sts[1 + s]: status of stream s (0 = ok, else code | tile << 16). In host
+// memory, written only when a tile fails, so the host's per-batch read of sts[0] is a cached
+// read (a read of device memory through a mapping costs microseconds on some systems).
+layout(std430, set = 0, binding = 4) coherent buffer Status { uint sts[]; };
 
 layout(push_constant) uniform Push {
     uint total_tiles;
@@ -900,8 +904,8 @@ void main() {
             code = decode_tile();
         }
         if (code != 0u && LANE == 0u) {
-            atomicCompSwap(ctl[4u + s], 0u, code | (i << 16));
-            atomicAdd(ctl[1], 1u);  // the host reads the status words only when this is not zero
+            atomicCompSwap(sts[1u + s], 0u, code | (i << 16));
+            atomicAdd(sts[0], 1u);  // the host reads the status words only when this is not zero
         }
     }
 }

@@ -97,6 +97,35 @@ def test_mixed_batch_gives_each_request_its_own_result(decoder):
     assert isinstance(res[5], gpu.GpuDecodeError) and res[5].code == E.E_SIZE_MISMATCH
 
 
+@needs_conf
+def test_errors_of_one_batch_do_not_leak_into_the_next(decoder):
+    # The failed-tile count and status words persist in host memory between batches: the
+    # decoder clears them after a batch with errors, so the next batch (same shape, so the
+    # recorded command buffer is resubmitted) reports only its own results.
+    text = (CONF / "text-65537.9.gdef").read_bytes()
+    corrupt = bytearray(text)
+    corrupt[8 + 4 * 2: 8 + 4 * 2 + 64] = os.urandom(64)
+    for _ in range(2):
+        bad = decoder.decode_batch([(text, None), (bytes(corrupt), None)])
+        assert isinstance(bad[0], bytes) and isinstance(bad[1], gpu.GpuDecodeError), bad
+        good = decoder.decode_batch([(text, None), (text, None)])
+        assert good[0] == good[1] == bad[0]
+        assert decoder.statistics().last_batch.streams == 2
+    before = decoder.statistics().errors
+    assert decoder.decode_batch_pool([(text, None), (text, None)]) == [None, None]
+    assert decoder.statistics().errors == before
+
+
+def test_input_views_of_any_layout(decoder):
+    tile = bytes.fromhex("73040000") + bytes(33 * 4)
+    stream = container([tile], 1)
+    as_words = memoryview(bytearray(stream)).cast("I")     # another format: cast to bytes
+    assert decoder.decode_batch([(as_words, 1), (bytearray(stream), 1)]) == [b"A", b"A"]
+    strided = memoryview(bytes(2 * len(stream)))[::2]      # not contiguous: a clear error
+    with pytest.raises(TypeError):
+        decoder.decode_batch([(strided, 1)])
+
+
 def test_hand_built_fixed_block_tile(decoder):
     # The format doc's §2.10 vector: 'A' at level 9 is one fixed-Huffman tile of 34 words.
     tile = bytes.fromhex("73040000") + bytes(33 * 4)

@@ -6,6 +6,7 @@ offsets are checked by the shader against the stream's bounds as each tile is ta
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from .errors import E_CONTAINER, E_SIZE_MISMATCH, GpuDecodeError
@@ -13,6 +14,7 @@ from .errors import E_CONTAINER, E_SIZE_MISMATCH, GpuDecodeError
 CODEC_ID = 4
 TILE_BYTES = 65536
 MAX_TILES = 65535
+_HEADER = struct.Struct("<BBHI")  # codec id, magic, tile count, packed sizes (one unpack per request)
 
 
 class StreamPlan(NamedTuple):
@@ -28,11 +30,9 @@ def plan_stream(data: memoryview, expected_size: int | None) -> StreamPlan:
     n = len(data)
     if n < 8:
         raise GpuDecodeError(E_CONTAINER, detail=f"{n} bytes is shorter than the 8-byte header")
-    codec, magic = data[0], data[1]
+    codec, magic, num_tiles, packed = _HEADER.unpack_from(data)
     if codec != CODEC_ID or magic != codec ^ 0xFF:
         raise GpuDecodeError(E_CONTAINER, detail=f"codec id {codec} / magic 0x{magic:02x} is not GDeflate")
-    num_tiles = data[2] | data[3] << 8
-    packed = int.from_bytes(data[4:8], "little")
     size_idx = packed & 3
     last = (packed >> 2) & 0x3FFFF
     # The empty-payload convention (format doc §1) is all zeros after the magic; accept idx 0 there.

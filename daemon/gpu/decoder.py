@@ -35,6 +35,9 @@ WAIT_TIMEOUT_NS = 120 * 10**9  # a batch that has not ended after this is an err
 SPIN_SECONDS = 0.0005
 SPIN_NS = int(SPIN_SECONDS * 1e9)
 SPIN_MAX_TILES = 256  # batches up to this many tiles poll their fence before blocking
+# Storage buffers of the shader: input, output, stream records, control (tile counter), status.
+BINDINGS = 5
+_ZERO4 = bytes(4)
 
 # One request: (compressed tile stream, any buffer; its decoded size, or None to take the header's).
 Item = tuple
@@ -223,10 +226,10 @@ class GpuDecoder:
                 binding=i, descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount=1,
                 stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT,
             )
-            for i in range(4)
+            for i in range(BINDINGS)
         ]
         dslci = vk.VkDescriptorSetLayoutCreateInfo(
-            sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, bindingCount=4, pBindings=bindings
+            sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, bindingCount=BINDINGS, pBindings=bindings
         )
         self._set_layout = vk.vkCreateDescriptorSetLayout(dev, dslci, None)
         pcr = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0, size=16)
@@ -318,7 +321,7 @@ class GpuDecoder:
 
     def _make_commands(self) -> None:
         vk, dev = self.vk, self.device.device
-        sizes = [vk.VkDescriptorPoolSize(type=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount=4)]
+        sizes = [vk.VkDescriptorPoolSize(type=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount=BINDINGS)]
         dpci = vk.VkDescriptorPoolCreateInfo(
             sType=vk.VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, maxSets=1, poolSizeCount=1, pPoolSizes=sizes
         )
@@ -352,7 +355,8 @@ class GpuDecoder:
         self._submit_info = None
         self._staged = None
         self._ts = vk.ffi.new("uint64_t[2]")
-        self._zeros = memoryview(bytes(4096))
+        self._status_words: memoryview | None = None  # the status buffer as uint32 words
+        self._status_clean = True  # no status word is set (the status buffer is as zeroed)
 
     def _make_sync(self) -> None:
         """The batch-end signal (timeline semaphore, else fence) and who waits for it (C or Python)."""
@@ -414,17 +418,26 @@ class GpuDecoder:
         vk = self.vk
         new_size = 1 << max(16, (max(size, 1) - 1).bit_length())
         usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
-        host = role in ("in_stage", "out_stage", "streams", "control")
-        # The stream records and the control block (tile counter, error count, status words) are
-        # small and touched by every tile: in device memory the host can map (BAR) where there is
-        # some, so the shader's atomics and lookups stay on the GPU instead of crossing PCIe.
+        host = role in ("in_stage", "out_stage", "streams", "control", "status")
+        # The stream records and the tile counter are small and touched by every tile: in device
+        # memory the host can map (BAR) where there is some, so the shader's lookups and atomics
+        # stay on the GPU instead of crossing PCIe. The host only writes those. The failed-tile
+        # count and the status words, which the host reads after every batch, live in cached host
+        # memory: the GPU writes them only when a tile fails, and a host read of mapped device
+        # memory can cost microseconds (5 us for 4 bytes on the H200 machine, docs/gpu.md).
         near = role in ("streams", "control")
         if buf is not None:
+            if role == "status":
+                self._status_words.release()
             self.device.destroy_buffer(buf)
             del self._buffers[role]
         buf = self.device.create_buffer(new_size, usage, host_visible=host, device_local=not host or near,
-                                        readback=role == "out_stage")
+                                        readback=role in ("out_stage", "status"))
         self._buffers[role] = buf
+        if role == "status":
+            buf.mapping[:] = bytes(new_size)  # the shader only ever sets words; they start at zero
+            self._status_words = buf.mapping.cast("I")
+            self._status_clean = True
         self._bound = None
         return buf
 
@@ -456,8 +469,9 @@ class GpuDecoder:
         def sink(i: int, mv: memoryview | None, err: GpuDecodeError | None) -> None:
             results.append(err)
 
-        batch = self._run(items, sink=sink, device_out=True, exportable=exportable)
-        return DeviceBatch(batch["buffer"], batch["offsets"], batch["sizes"], results, self)
+        buffer, offsets, plans = self._run(items, sink=sink, device_out=True, exportable=exportable)
+        sizes = [p.out_len if isinstance(p, StreamPlan) else 0 for p in plans]
+        return DeviceBatch(buffer, offsets, sizes, results, self)
 
     def decode_batch_nv(self, items: Sequence[Item], *, resident: bool = False) -> list[GpuDecodeError | None]:
         """Decodes with the driver's VK_NV_memory_decompression into the pool's device buffer
@@ -521,68 +535,71 @@ class GpuDecoder:
 
     def _run(self, items: Sequence[Item], *, sink, device_out: bool = False, exportable: bool = False,
              resident: bool = False, method: str = "shader", readback: bool = True,
-             staged: Sequence[int] | None = None) -> dict:
+             staged: Sequence[int] | None = None) -> tuple:
+        """Plans, submits and reports one batch: sink(i, view or None, error or None) per item.
+        Returns (the device_out buffer or None, output offsets, plans). This is the per-batch
+        path (dispatch overhead, docs/gpu.md): one pass over the items, no per-batch objects
+        beyond the lists returned."""
         if self.closed:
             raise GpuError("decoder is closed")
         t0 = time.perf_counter()
         views: list[memoryview] = []
         plans: list[StreamPlan | GpuDecodeError] = []
-        for item in items:
-            data, size = item
-            mv = memoryview(data).cast("B")
+        out_offs: list[int] = []
+        records: list[tuple] = []
+        # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
+        in_pos = out_pos = tiles = 0
+        for i, (data, size) in enumerate(items):
+            mv = memoryview(data)
+            if mv.format != "B" or mv.ndim != 1 or not mv.c_contiguous:  # cast raises for non-contiguous
+                mv = mv.cast("B")
             views.append(mv)
+            out_offs.append(out_pos)
             try:
-                plans.append(plan_stream(mv, size))
+                plan = plan_stream(mv, size)
             except GpuDecodeError as exc:
                 plans.append(exc)
-        # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
-        in_offs, out_offs, records = [], [], []
-        in_pos = out_pos = tiles = 0
-        for i, (mv, plan) in enumerate(zip(views, plans)):
-            at = staged[i] if staged is not None else in_pos  # staged: the data is already there
-            in_offs.append(at)
-            out_offs.append(out_pos)
-            if isinstance(plan, StreamPlan) and plan.num_tiles:
-                records.append((len(in_offs) - 1, at, len(mv), out_pos, plan, tiles))
+                continue
+            plans.append(plan)
+            if plan.num_tiles:
+                at = staged[i] if staged is not None else in_pos  # staged: the data is already there
+                records.append((i, at, len(mv), out_pos, plan, tiles))
                 tiles += plan.num_tiles
-                in_pos = max(in_pos, _align(at + len(mv), 4))
-                out_pos = _align(out_pos + plan.out_len, 256)
+                end = (at + len(mv) + 3) & ~3
+                if end > in_pos:
+                    in_pos = end
+                out_pos = (out_pos + plan.out_len + 255) & ~255
         if out_pos >= 1 << 32 or in_pos >= 1 << 32:
             raise GpuError("batch larger than 4 GiB: split it")
         if method == "nv":
             records = self._check_tiles_on_host(views, records, plans)
         with self._lock:
-            stats = self._submit(views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method,
-                                 readback, staged is not None)
-            statuses = stats.pop("statuses")
-            out_buf = stats["out_host"]
-            errors = 0
+            statuses, out_host, dispatch, submit, device_buffer = self._submit(
+                views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method, readback,
+                staged is not None)
+            errors = decoded = 0
             for i, plan in enumerate(plans):
-                if isinstance(plan, GpuDecodeError):
+                if plan.__class__ is not StreamPlan:
                     sink(i, None, plan)
                     errors += 1
                     continue
-                st = statuses.get(i, 0)
+                decoded += plan.out_len
+                st = statuses.get(i, 0) if statuses else 0
                 if st:
                     sink(i, None, GpuDecodeError(st & 0xFFFF, st >> 16))
                     errors += 1
-                elif plan.out_len == 0 or device_out or not readback:
+                elif out_host is None or not plan.out_len:
                     sink(i, None, None)
                 else:
-                    sink(i, out_buf.mapping[out_offs[i]: out_offs[i] + plan.out_len], None)
-            decoded = sum(p.out_len for p in plans if isinstance(p, StreamPlan))
+                    o = out_offs[i]
+                    sink(i, out_host.mapping[o: o + plan.out_len], None)
             self._batches += 1
             self._streams += len(plans)
             self._decoded += decoded
             self._errors += errors
             # The dataclass is built when asked for (statistics()): off the per-batch path.
-            self._last_raw = (len(plans), tiles, in_pos, decoded, stats["dispatch"], stats["submit"],
-                              time.perf_counter() - t0)
-        return {
-            "buffer": stats.get("device_buffer"),
-            "offsets": out_offs,
-            "sizes": [p.out_len if isinstance(p, StreamPlan) else 0 for p in plans],
-        }
+            self._last_raw = (len(plans), tiles, in_pos, decoded, dispatch, submit, time.perf_counter() - t0)
+        return device_buffer, out_offs, plans
 
     def _check_tiles_on_host(self, views, records, plans) -> list:
         """For the NV path, which trusts its regions: every tile inside its stream, in order."""
@@ -600,67 +617,98 @@ class GpuDecoder:
         return kept
 
     def _submit(self, views, records, in_size, out_size, tiles, device_out, exportable, resident,
-                method="shader", readback=True, staged=False) -> dict:
-        vk, dev = self.vk, self.device.device
-        n = len(records)
-        result: dict = {"statuses": {}, "dispatch": None, "submit": 0.0, "out_host": None}
+                method="shader", readback=True, staged=False) -> tuple:
+        """Uploads, records (or reuses the recording), submits and waits. Returns (statuses:
+        {item: status word} or None when no tile failed, the host buffer holding the output or
+        None, GPU seconds or None, submit-to-end seconds, the device_out buffer or None)."""
         if tiles == 0:
-            return result
-        ins = self._pool("in_stage", in_size) if not resident else self._buffers["in_stage"]
-        in_dev = ins
-        if not ins.device_local:
-            in_dev = self._pool("in_dev", in_size)
+            return None, None, None, 0.0, None
+        vk = self.vk
+        pool = self._pool
+        n = len(records)
+        ins = self._buffers["in_stage"] if resident else pool("in_stage", in_size)
+        in_dev = ins if ins.device_local else pool("in_dev", in_size)
+        device_buffer = None
         if device_out:
-            out_dev = self.device.create_buffer(
+            out_dev = device_buffer = self.device.create_buffer(
                 out_size,
                 vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                 host_visible=False, device_local=True, exportable=exportable,
             )
-            result["device_buffer"] = out_dev
         else:
-            out_dev = self._pool("out_dev", out_size)
+            out_dev = pool("out_dev", out_size)
         out_host = None
         if not device_out and readback:
-            out_host = out_dev if out_dev.host_visible else self._pool("out_stage", out_size)
-            result["out_host"] = out_host
-        sbuf = self._pool("streams", n * STREAM_RECORD.size)
-        ctl = self._pool("control", 16 + 4 * n)
+            out_host = out_dev if out_dev.host_visible else pool("out_stage", out_size)
+        sbuf = pool("streams", n * STREAM_RECORD.size)
+        ctl = pool("control", 16)
+        sts = pool("status", 4 + 4 * n)
 
         if not resident and not staged:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
-        # The shader's tile counter, error count and status words start at zero: written here
-        # through the mapping (a queue submit makes host writes visible) instead of a fill command.
-        cn = 16 + 4 * n
-        if len(self._zeros) < cn:
-            self._zeros = memoryview(bytes(cn))
-        ctl.mapping[:cn] = self._zeros[:cn]
+        # The tile counter starts at zero: written through the mapping (a queue submit makes host
+        # writes visible) instead of a fill command. The host never reads this buffer back.
+        ctl.mapping[:4] = _ZERO4
+        if not self._status_clean:  # a batch that failed midway may have left status words set
+            sm = sts.mapping
+            sm[:] = bytes(len(sm))
+            self._status_clean = True
         sm = sbuf.mapping
+        pack = STREAM_RECORD.pack_into
         for k, rec in enumerate(records):
-            _idx, in_off, ln, out_off, plan, base = rec[:6]
-            STREAM_RECORD.pack_into(sm, k * STREAM_RECORD.size, in_off, ln, out_off, plan.out_len, plan.num_tiles,
-                                    base, plan.last_size, 0)
+            plan = rec[4]
+            pack(sm, k << 5, rec[1], rec[2], rec[3], plan.out_len, plan.num_tiles, rec[5], plan.last_size, 0)
 
-        bound = (in_dev.handle, out_dev.handle, sbuf.handle, ctl.handle)
+        bound = (in_dev.handle, out_dev.handle, sbuf.handle, ctl.handle, sts.handle)
         if self._bound != bound:
-            infos = [vk.VkDescriptorBufferInfo(buffer=b, offset=0, range=0xFFFFFFFFFFFFFFFF) for b in bound]
-            writes = [
-                vk.VkWriteDescriptorSet(
-                    sType=vk.VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, dstSet=self._set, dstBinding=i, descriptorCount=1,
-                    descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, pBufferInfo=[infos[i]],
-                )
-                for i in range(4)
-            ]
-            vk.vkUpdateDescriptorSets(dev, 4, writes, 0, None)
-            self._bound = bound
-
+            self._bind(bound)
         cmd = self._cmd
         # A batch with the same shape as the last one resubmits the recorded command buffer.
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None)
-        if method == "shader" and key == self._recorded:
-            self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
-            return self._finish(result, records, ctl, n, method)
+        if method != "shader" or key != self._recorded:
+            self._record(cmd, key, ins, in_dev, out_dev, out_host, records, in_size, out_size, tiles, n, method,
+                         resident, device_out)
+        result: dict = {"dispatch": None, "submit": 0.0}
+        self._status_clean = False
+        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
+        dispatch = result["dispatch"]
+        if dispatch is None and self._queries is not None:
+            dev = self.device.device
+            vk.lib.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
+                                         vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
+            dispatch = (self._ts[1] - self._ts[0]) * self.device.timestamp_period * 1e-9
+        statuses = None
+        # sts[0] counts failed tiles (a read of cached host memory); the status words are read,
+        # and zeroed again for the next batch, only when it is not zero.
+        words = self._status_words
+        if words[0]:
+            statuses = {}
+            for k, rec in enumerate(records):
+                if words[1 + k]:
+                    statuses[rec[0]] = words[1 + k]
+            cn = 4 + 4 * n
+            sts.mapping[:cn] = bytes(cn)
+        self._status_clean = True
+        return statuses, out_host, dispatch, result["submit"], device_buffer
+
+    def _bind(self, bound: tuple) -> None:
+        vk = self.vk
+        infos = [vk.VkDescriptorBufferInfo(buffer=b, offset=0, range=0xFFFFFFFFFFFFFFFF) for b in bound]
+        writes = [
+            vk.VkWriteDescriptorSet(
+                sType=vk.VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, dstSet=self._set, dstBinding=i, descriptorCount=1,
+                descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, pBufferInfo=[infos[i]],
+            )
+            for i in range(BINDINGS)
+        ]
+        vk.vkUpdateDescriptorSets(self.device.device, BINDINGS, writes, 0, None)
+        self._bound = bound
+
+    def _record(self, cmd, key, ins, in_dev, out_dev, out_host, records, in_size, out_size, tiles, n, method,
+                resident, device_out) -> None:
+        vk = self.vk
         self._recorded = None
         vk.vkResetCommandBuffer(cmd, 0)
         begin = vk.VkCommandBufferBeginInfo(sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=0)
@@ -701,27 +749,6 @@ class GpuDecoder:
                                     0, None, 0, None)
         vk.vkEndCommandBuffer(cmd)
         self._recorded = key if not device_out else None
-        self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
-        return self._finish(result, records, ctl, n, method)
-
-    def _finish(self, result, records, ctl, n, method) -> dict:
-        if result.get("dispatch") is None and self._queries is not None:
-            vk, dev = self.vk, self.device.device
-            vk.lib.vkGetQueryPoolResults(dev, self._queries, 0, 2, 16, self._ts, 8,
-                                         vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
-            result["dispatch"] = (self._ts[1] - self._ts[0]) * self.device.timestamp_period * 1e-9
-        statuses = {}
-        cm = ctl.mapping
-        # ctl[1] counts failed tiles: the status words (n of them, maybe in uncached device
-        # memory) are read only when it is not zero.
-        if method == "shader" and cm[4:8] != b"\0\0\0\0":
-            words = cm[16: 16 + 4 * n].cast("I")
-            for k, rec in enumerate(records):
-                if words[k]:
-                    statuses[rec[0]] = words[k]
-            words.release()
-        result["statuses"] = statuses
-        return result
 
     def _record_shader(self, cmd, tiles: int, n: int) -> None:
         vk = self.vk
@@ -883,6 +910,9 @@ class GpuDecoder:
         dev = getattr(self.device, "device", None)
         if dev is not None:
             vk.vkDeviceWaitIdle(dev)
+            if getattr(self, "_status_words", None) is not None:
+                self._status_words.release()
+                self._status_words = None
             for buf in self._buffers.values():
                 self.device.destroy_buffer(buf)
             self._buffers.clear()

@@ -1,7 +1,7 @@
 import os, sys, time, hashlib, glob
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "py"))
 from dsd.daemon.gpu import GpuDecoder, describe
-C = os.path.join(os.path.dirname(__file__), "conf") + "/"
+C = (sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "conf")).rstrip("/") + "/"
 man = {l.split('\t')[0]: l.split('\t')[4] for l in open(C + "MANIFEST.tsv").read().splitlines()[1:]}
 names = sorted(man)
 bad = sorted(os.path.basename(p) for p in glob.glob(C + "bad-*.gdef"))

@@ -57,6 +57,14 @@ for submit, sync in [m.split("/") for m in os.environ.get("MODES", "auto/auto na
     d = GpuDecoder()
     d.decode_batch_pool(items)
     r = _dispatch_overhead(d, items)
+    if submit == "auto":
+        # The default mode again, ROUNDS more times (each 400 one-tile batches after a warm-up):
+        # a median that holds across rounds, not one lucky round.
+        rounds = [_dispatch_overhead(d, items) for _ in range(int(os.environ.get("ROUNDS", "6")))]
+        print("auto rounds: batch_host_us", [x["batch_host_us"] for x in rounds],
+              "p10_p90", [x["batch_host_p10_p90_us"] for x in rounds],
+              "submit_wait_us", [x["submit_wait_us"] for x in rounds],
+              "one_tile_gpu_us", [x["one_tile_gpu_us"] for x in rounds], flush=True)
     r["empty_cmd_host_gpu_us"] = own_cmd(d, lambda cmd: None)
     if submit == "auto":
         vk = d.vk
@@ -81,14 +89,22 @@ for submit, sync in [m.split("/") for m in os.environ.get("MODES", "auto/auto na
         for _ in range(2000):
             d.decode_batch_pool(tiny)
         r["python_only_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 2)
-        # What one 4-byte read of the control block costs (device memory the host maps, maybe
-        # uncached) against one of host memory.
-        for role in ("control", "in_stage"):
+        # What one 4-byte read costs: the status buffer (the host's per-batch read, host memory),
+        # the control block (device memory the host maps; only written now), the staging buffer.
+        # And one 4-byte write of the tile counter and one 32-byte stream record (both mapped
+        # device memory), the writes each batch makes.
+        for role in ("status", "control", "in_stage"):
             mv = d._buffers[role].mapping
             t = time.perf_counter()
             for _ in range(2000):
                 mv[4:8] != b"\0\0\0\0"
             r[f"read4_{role}_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 3)
+        for role, n in (("control", 4), ("streams", 32), ("in_stage", 32)):
+            mv, src = d._buffers[role].mapping, bytes(n)
+            t = time.perf_counter()
+            for _ in range(2000):
+                mv[:n] = src
+            r[f"write{n}_{role}_us"] = round((time.perf_counter() - t) / 2000 * 1e6, 3)
         d._submitter = real
     print(f"{submit:6s} {sync:8s} {r}", flush=True)
     d.close()

@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "py"))
 from dsd.daemon.gpu import GpuDecoder, VulkanDevice
 from dsd.bench.gpu import game_like_corpus
 from dsd.codec import gdeflate
-C = os.path.join(os.path.dirname(__file__), "conf") + "/"
+C = os.environ.get("CONF", os.path.join(os.path.dirname(__file__), "conf")).rstrip("/") + "/"  # run.sh layout: .carry/conf
 man = {l.split('\t')[0]: l.split('\t')[4] for l in open(C + "MANIFEST.tsv").read().splitlines()[1:]}
 names = sorted(man)
 bad = sorted(os.path.basename(p) for p in glob.glob(C + "bad-*.gdef"))
