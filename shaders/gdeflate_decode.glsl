@@ -136,6 +136,7 @@ uint lane_ballot(bool b) { return subgroupBallot(b).x; }
 uint lane_prefix(uint v) { return subgroupExclusiveAdd(v); }
 uint lane_sum(uint v) { return subgroupAdd(v); }
 uint lane_max_incl(uint v) { return subgroupInclusiveMax(v); }
+uint lane_or(uint v) { return subgroupOr(v); }
 uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
 void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
 void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
@@ -173,6 +174,14 @@ uint lane_max_incl(uint v) {
     barrier();
     uint acc = 0u;
     for (uint i = 0u; i <= LANE; i++) acc = max(acc, s_xch[i]);
+    return acc;
+}
+uint lane_or(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i < 32u; i++) acc |= s_xch[i];
     return acc;
 }
 uint lane_read(uint v, uint src) {
@@ -517,6 +526,62 @@ uint copy_matches(uint mask, uint dest, uint len, uint dist, uint fresh) {
     return fresh;
 }
 
+#ifdef DSD_FLAT_COPY
+// The round's independent matches (`solos`: each reads only bytes before the round's first
+// destination) copied as one flat run of bytes: byte b of the run (matches in lane order) goes
+// to lane b mod 32, so every pass stores 32 bytes whatever the lengths, instead of each lane
+// walking its own match while lanes with short ones idle. A pass finds the match owning each
+// lane's byte from the OR of the matches' start bits in its 32-byte window; the matches'
+// (dest, start, dist | len << 16) sit in shared memory by their rank among the solos.
+// A self-overlapping match reads (k mod dist) of the bytes before it, all written before the round.
+#ifndef FLAT_UNROLL
+#define FLAT_UNROLL 2
+#endif
+shared uint s_fdest[SLOTS][32];
+shared uint s_fstart[SLOTS][32];
+shared uint s_fdl[SLOTS][32];
+void flat_copy(bool solo, uint solos, uint dest, uint len, uint dist) {
+    uint flen = solo ? len : 0u;
+    uint start = lane_prefix(flen);
+    uint total = lane_sum(flen);
+    sync_shared();  // the previous round's readers are done
+    if (solo) {
+        uint r = bitCount(solos & ((1u << LANE) - 1u));
+        s_fdest[SLOT][r] = dest;
+        s_fstart[SLOT][r] = start;
+        s_fdl[SLOT][r] = dist | (len << 16);
+    }
+    sync_shared();
+    uint before = 0u;  // solos starting before this pass's window
+    // FLAT_UNROLL windows of 32 bytes per pass: their loads are all in flight before the stores.
+    for (uint base = 0u; base < total; base += 32u * uint(FLAT_UNROLL)) {
+        uint v[FLAT_UNROLL];
+        uint at[FLAT_UNROLL];
+        for (uint u = 0u; u < uint(FLAT_UNROLL); u++) {
+            uint wb = base + 32u * u;
+            uint m = lane_or(solo && start >= wb && start - wb < 32u ? 1u << (start - wb) : 0u);
+            uint r = before + bitCount(m & ((2u << LANE) - 1u)) - 1u;  // rank of my byte's match
+            before += bitCount(m);
+            uint b = wb + LANE;
+            at[u] = 0xFFFFFFFFu;
+            v[u] = 0u;
+            if (b < total) {
+                uint d = s_fdest[SLOT][r];
+                uint k = b - s_fstart[SLOT][r];
+                uint dl = s_fdl[SLOT][r];
+                uint r0 = dl & 0xFFFFu;
+                uint from = r0 >= (dl >> 16) ? k : k % r0;
+                at[u] = g_ob + d + k;
+                v[u] = uint(outb[g_ob + d - r0 + from]);
+            }
+        }
+        for (uint u = 0u; u < uint(FLAT_UNROLL); u++) {
+            if (at[u] != 0xFFFFFFFFu) outb[at[u]] = uint8_t(v[u]);
+        }
+    }
+}
+#endif
+
 // The copies of one round, in lane order. Short matches (unless DSD_NO_PARCOPY) whose source ends
 // before the round's first destination (so no other copy of the round writes it) are copied by
 // their own lane, all at once; the rest go one by one through copy_matches.
@@ -561,6 +626,9 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             sync_out();
             fresh = NOTHING_FRESH;
         }
+#ifdef DSD_FLAT_COPY
+        if (solos != 0u) flat_copy(solo, solos, dest, len, dist);  // uniform
+#else
 #ifdef DSD_SOLO_WORDS
         if (solo && dist >= len) {
             solo_copy_words(g_ob + dest - dist, g_ob + dest, len);
@@ -584,6 +652,7 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
 #endif
             for (; k < len; k++) outb[dst + k] = outb[src + k];
         }
+#endif
         if (solos != 0u) fresh = min(fresh, first);
         mask &= ~solos;
     }
@@ -728,6 +797,74 @@ void fixed_table(uint t, uint syms_off) {
 }
 #endif
 
+#ifdef DSD_ONE_COPY_SITE
+// Literal/length/distance rounds of one compressed block (format doc §2.6). A/B build: the
+// end-of-block sweep (distances of the EOB round's lengths) is one more pass of the round loop
+// in `sweep` mode, so the round's code (decode, refill, copies) is compiled once, not twice.
+uint huffman_block() {
+    uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
+    bool pend = false;
+    uint pend_dest = 0u;
+    uint pend_len = 0u;
+    uint es = 32u;  // < 32: this pass is the sweep after the round whose EOB lane was es
+    for (;;) {
+        bool sweep = es < 32u;
+        if (!sweep && ++g_steps > pc.step_budget) return E_BUDGET;
+        uint bits = peek32();
+        uint clen;
+        uint sym;
+        if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
+        else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen);
+        bool is_eob = !sweep && !pend && sym == 256u;
+        uint eobm = lane_ballot(is_eob);
+        uint E = eobm != 0u ? findLSB(eobm) : 32u;
+        // Lanes after the EOB lane only finish a pending distance (it belongs to the sweep); in the
+        // sweep only the lanes with a pending distance take part.
+        bool act = sweep ? pend : (LANE <= E || pend);
+        bool bad = sym == 0xFFFFFFFFu || (!pend && sym > 285u);
+        uint len = 0u;
+        uint dist = 0u;
+        uint contrib = 0u;
+        if (act && bad) fail(E_BAD_SYMBOL);
+        if (act && !bad) {
+            consume(clen);
+            if (pend) {
+                uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
+                dist = DIST_BASE[sym] + take(extra);
+                if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; }
+            } else if (sym < 256u) {
+                contrib = 1u;
+            } else if (sym > 256u) {
+                len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]);
+                contrib = len;
+            }
+        }
+        uint pos = g_out + lane_prefix(contrib);
+        uint produced = lane_sum(contrib);
+        if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+        if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
+        if (produced != 0u) fresh = min(fresh, g_out);  // this round's literals
+        // EOB round: the lanes up to the EOB lane, then the lanes after it; sweep: the lanes
+        // before the EOB lane; otherwise every lane (the second call is then empty).
+        refill(sweep ? LANE < es : LANE < E);
+        refill(!sweep && LANE >= E);
+        g_out += produced;
+        uint e = group_error();
+        if (e != 0u) return e;
+        if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+        bool copy = act && pend && dist != 0u;
+        fresh = copy_round(copy, pend_dest, pend_len, dist, fresh);
+        if (sweep) {
+            sync_out();  // the next block's first copies may read anything written here
+            return 0u;
+        }
+        if (act && pend) pend = false;
+        if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
+        es = E;
+    }
+    return 0u;
+}
+#else
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
     uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
@@ -803,6 +940,7 @@ uint huffman_block() {
     }
     return 0u;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 uint decode_tile() {

@@ -1,9 +1,10 @@
 #!/bin/bash
-# Builds the A/B variants of the wave32 shader into $1 (default .carry/py/dsd/shaders), here,
-# before a device call (the device has no glslangValidator). Each line: name, then -D knobs
+# Builds the A/B variants of the wave32 shader into $1 (default .carry/wt/dsd/shaders), here,
+# before a device call (the device has no glslangValidator). Each line: name, then -D knobs (none:
+# the default build again, to see the drift within one run)
 # (docs/benchmarks.md, "What limits the shader", says what each one does and what it measured).
 set -eu
-out=${1:-.carry/py/dsd/shaders}
+out=${1:-.carry/wt/dsd/shaders}
 while read -r name flags; do
     [ -z "$name" ] && continue
     glslangValidator --target-env vulkan1.2 -V $flags shaders/gdeflate_wave32.comp -o "$out/$name.spv" >/dev/null
@@ -28,4 +29,14 @@ gdeflate_wave32_ahead -DDSD_REFILL_AHEAD
 gdeflate_wave32_wca -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD
 gdeflate_wave32_wca128 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD -DSOLO_MAX_LEN=128u
 gdeflate_wave32_wca_s2 -DDSD_SOLO_WORDS -DDSD_COOP_WORDS -DDSD_REFILL_AHEAD -DWAVE_SLOTS=2
+gdeflate_wave32_again
+gdeflate_wave32_flat -DDSD_FLAT_COPY
+gdeflate_wave32_flat1 -DDSD_FLAT_COPY -DFLAT_UNROLL=1
+gdeflate_wave32_flat4 -DDSD_FLAT_COPY -DFLAT_UNROLL=4
+gdeflate_wave32_flat_258 -DDSD_FLAT_COPY -DSOLO_MAX_LEN=258u
+gdeflate_wave32_flat4_258 -DDSD_FLAT_COPY -DFLAT_UNROLL=4 -DSOLO_MAX_LEN=258u
+gdeflate_wave32_flat_16 -DDSD_FLAT_COPY -DSOLO_MAX_LEN=16u
+gdeflate_wave32_one -DDSD_ONE_COPY_SITE
+gdeflate_wave32_one_flat -DDSD_ONE_COPY_SITE -DDSD_FLAT_COPY
+gdeflate_wave32_one_flat4_258 -DDSD_ONE_COPY_SITE -DDSD_FLAT_COPY -DFLAT_UNROLL=4 -DSOLO_MAX_LEN=258u
 LIST
