@@ -119,11 +119,21 @@ shared uint s_syms[SLOTS][340];
 shared uint s_lens[SLOTS][320];
 shared uint s_cnt[SLOTS][16];
 #ifdef DSD_LUT
-// First-level lookup for short codes (litlen: 9 bits, distance: 8 bits): sym | len << 16, 0 = longer.
+// First-level lookup for short codes (default litlen: 9 bits, distance: 8 bits), filled after each
+// table build: sym | len << 16, 0 = longer (or invalid). DSD_LUT16: two 16-bit entries per word
+// (sym | len << 9), half the shared memory, so wider tables fit without costing occupancy.
+#ifndef LUT_LITLEN_BITS
 #define LUT_LITLEN_BITS 9u
+#endif
+#ifndef LUT_DIST_BITS
 #define LUT_DIST_BITS 8u
-#define LUT_DIST_BASE 512u
-shared uint s_lut[SLOTS][768];
+#endif
+#define LUT_DIST_BASE (1u << LUT_LITLEN_BITS)
+#ifdef DSD_LUT16
+shared uint s_lut[SLOTS][(LUT_DIST_BASE + (1u << LUT_DIST_BITS)) / 2u];
+#else
+shared uint s_lut[SLOTS][LUT_DIST_BASE + (1u << LUT_DIST_BITS)];
+#endif
 #endif
 shared uint s_val[SLOTS][32];
 
@@ -287,6 +297,33 @@ uint take(uint n) {
 // single code of length 1, and then every 1-bit code decodes to that symbol.
 uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 
+#ifdef DSD_LUT
+// The lookup entries of table t, from the canonical search (the index's bits past a code's
+// length are zero; a code longer than the index, or none, leaves 0).
+void lut_fill(uint t, uint syms_off) {
+    uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
+    uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
+#ifdef DSD_LUT16
+    for (uint i = LANE; i < (1u << lbits) / 2u; i += 32u) {
+        uint w = 0u;
+        for (uint h = 0u; h < 2u; h++) {
+            uint clen;
+            uint sym = search_sym(t, syms_off, 2u * i + h, clen);
+            w |= ((sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 9)) : 0u) << (16u * h);
+        }
+        s_lut[SLOT][base / 2u + i] = w;
+    }
+#else
+    for (uint i = LANE; i < (1u << lbits); i += 32u) {
+        uint clen;
+        uint sym = search_sym(t, syms_off, i, clen);
+        s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
+    }
+#endif
+    sync_shared();
+}
+#endif
+
 // With real subgroups (wave32 builds, unless DSD_SERIAL_TABLES) the counts and the placement of
 // the symbols go 32 entries at a time through one ballot per code length, instead of each lane
 // walking all n lengths twice: a 288-entry table costs ~300 ballots instead of ~600 dependent
@@ -366,16 +403,7 @@ bool build_table(uint t, uint n, uint syms_off) {
 #endif
     sync_shared();
 #ifdef DSD_LUT
-    if (t != T_PRE) {
-        uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
-        uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
-        for (uint i = LANE; i < (1u << lbits); i += 32u) {
-            uint clen;
-            uint sym = search_sym(t, syms_off, i, clen);
-            s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
-        }
-        sync_shared();
-    }
+    if (t != T_PRE) lut_fill(t, syms_off);
 #endif
     return true;
 }
@@ -385,9 +413,15 @@ uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 uint decode_sym(uint t, uint syms_off, uint bits, out uint clen) {
 #ifdef DSD_LUT
     if (t != T_PRE) {
-        uint e = t == T_LITLEN ? s_lut[SLOT][bits & ((1u << LUT_LITLEN_BITS) - 1u)]
-                               : s_lut[SLOT][LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u))];
+        uint idx = t == T_LITLEN ? bits & ((1u << LUT_LITLEN_BITS) - 1u)
+                                 : LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u));
+#ifdef DSD_LUT16
+        uint e = (s_lut[SLOT][idx >> 1] >> ((idx & 1u) * 16u)) & 0xFFFFu;
+        if (e != 0u) { clen = e >> 9; return e & 0x1FFu; }
+#else
+        uint e = s_lut[SLOT][idx];
         if (e != 0u) { clen = e >> 16; return e & 0xFFFFu; }
+#endif
     }
 #endif
     return search_sym(t, syms_off, bits, clen);
@@ -660,6 +694,18 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
     return copy_matches(mask, dest, len, dist, fresh);
 }
 
+// A round's symbol: a distance for the lanes with a pending length, else a literal/length.
+#ifdef DSD_ONE_DECODE
+// A/B: one table walk with the table chosen per lane, instead of two specialised walks that
+// the two groups of lanes take one after the other.
+#define DECODE_ROUND_SYM(pend, bits, clen, sym) \
+    sym = decode_sym(pend ? T_DIST : T_LITLEN, pend ? SYMS_DIST : SYMS_LITLEN, bits, clen)
+#else
+#define DECODE_ROUND_SYM(pend, bits, clen, sym) \
+    if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen); \
+    else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen)
+#endif
+
 // Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
 uint decode_distance(uint dest) {
     uint bits = peek32();
@@ -813,8 +859,7 @@ uint huffman_block() {
         uint bits = peek32();
         uint clen;
         uint sym;
-        if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
-        else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen);
+        DECODE_ROUND_SYM(pend, bits, clen, sym);
         bool is_eob = !sweep && !pend && sym == 256u;
         uint eobm = lane_ballot(is_eob);
         uint E = eobm != 0u ? findLSB(eobm) : 32u;
@@ -876,8 +921,7 @@ uint huffman_block() {
         uint bits = peek32();
         uint clen;
         uint sym;
-        if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
-        else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen);
+        DECODE_ROUND_SYM(pend, bits, clen, sym);
         bool is_eob = !pend && sym == 256u;
         uint eobm = lane_ballot(is_eob);
         uint E = eobm != 0u ? findLSB(eobm) : 32u;
@@ -973,6 +1017,10 @@ uint decode_tile() {
 #else
                 fixed_table(T_LITLEN, SYMS_LITLEN);
                 fixed_table(T_DIST, SYMS_DIST);
+#ifdef DSD_LUT
+                lut_fill(T_LITLEN, SYMS_LITLEN);
+                lut_fill(T_DIST, SYMS_DIST);
+#endif
 #endif
                 fixed_ready = true;
             }
