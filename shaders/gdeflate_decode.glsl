@@ -694,6 +694,41 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
     return copy_matches(mask, dest, len, dist, fresh);
 }
 
+// A decoded symbol's value: the distance (pend) or the length, with its extra bits, or a literal.
+#ifdef DSD_ONE_EXTRA
+// A/B (not yet measured): bases in closed form instead of table lookups, and one take() for
+// distances and lengths, so the lanes with and without a pending length share one path.
+void value_base(bool pend, uint sym, out uint base, out uint nextra) {
+    if (pend) {
+        nextra = sym < 4u ? 0u : (sym >> 1) - 1u;
+        base = sym < 4u ? sym + 1u : ((2u + (sym & 1u)) << nextra) + 1u;
+    } else {
+        uint i = sym - 257u;  // GDeflate's 285 is 3 + 16 extra bits
+        nextra = sym <= 256u || i < 8u ? 0u : (i == 28u ? 16u : (i >> 2) - 1u);
+        base = sym <= 256u ? 0u : (i < 8u ? 3u + i : (i == 28u ? 3u : ((4u + (i & 3u)) << nextra) + 3u));
+    }
+}
+#define ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib) { \
+    uint vb; uint vn; \
+    value_base(pend, sym, vb, vn); \
+    uint v = vb + take(vn); \
+    if (pend) { dist = v; if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; } } \
+    else if (sym < 256u) contrib = 1u; \
+    else if (sym > 256u) { len = v; contrib = len; } }
+#else
+#define ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib) { \
+    if (pend) { \
+        uint extra = sym < 4u ? 0u : (sym >> 1) - 1u; \
+        dist = DIST_BASE[sym] + take(extra); \
+        if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; } \
+    } else if (sym < 256u) { \
+        contrib = 1u; \
+    } else if (sym > 256u) { \
+        len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]); \
+        contrib = len; \
+    } }
+#endif
+
 // A round's symbol: a distance for the lanes with a pending length, else a literal/length.
 // One table walk with the table chosen per lane: two walks specialised per table are two
 // divergent paths that the lanes with and without a pending length take one after the other
@@ -876,16 +911,7 @@ uint huffman_block() {
         if (act && bad) fail(E_BAD_SYMBOL);
         if (act && !bad) {
             consume(clen);
-            if (pend) {
-                uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
-                dist = DIST_BASE[sym] + take(extra);
-                if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; }
-            } else if (sym < 256u) {
-                contrib = 1u;
-            } else if (sym > 256u) {
-                len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]);
-                contrib = len;
-            }
+            ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib);
         }
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
@@ -937,16 +963,7 @@ uint huffman_block() {
         if (act && bad) fail(E_BAD_SYMBOL);
         if (act && !bad) {
             consume(clen);
-            if (pend) {
-                uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
-                dist = DIST_BASE[sym] + take(extra);
-                if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; }
-            } else if (sym < 256u) {
-                contrib = 1u;
-            } else if (sym > 256u) {
-                len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]);
-                contrib = len;
-            }
+            ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib);
         }
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);

@@ -52,4 +52,6 @@ gdeflate_wave32_od_lut16_11 -DDSD_ONE_DECODE -DDSD_LUT -DDSD_LUT16 -DLUT_LITLEN_
 gdeflate_wave32_od_one -DDSD_ONE_DECODE -DDSD_ONE_COPY_SITE
 gdeflate_wave32_od_one_lut16_10 -DDSD_ONE_DECODE -DDSD_ONE_COPY_SITE -DDSD_LUT -DDSD_LUT16 -DLUT_LITLEN_BITS=10u
 gdeflate_wave32_od_again
+gdeflate_wave32_oe -DDSD_ONE_EXTRA
+gdeflate_wave32_oe_one -DDSD_ONE_EXTRA -DDSD_ONE_COPY_SITE
 LIST
