@@ -119,11 +119,21 @@ shared uint s_syms[SLOTS][340];
 shared uint s_lens[SLOTS][320];
 shared uint s_cnt[SLOTS][16];
 #ifdef DSD_LUT
-// First-level lookup for short codes (litlen: 9 bits, distance: 8 bits): sym | len << 16, 0 = longer.
+// First-level lookup for short codes (default litlen: 9 bits, distance: 8 bits), filled after each
+// table build: sym | len << 16, 0 = longer (or invalid). DSD_LUT16: two 16-bit entries per word
+// (sym | len << 9), half the shared memory, so wider tables fit without costing occupancy.
+#ifndef LUT_LITLEN_BITS
 #define LUT_LITLEN_BITS 9u
+#endif
+#ifndef LUT_DIST_BITS
 #define LUT_DIST_BITS 8u
-#define LUT_DIST_BASE 512u
-shared uint s_lut[SLOTS][768];
+#endif
+#define LUT_DIST_BASE (1u << LUT_LITLEN_BITS)
+#ifdef DSD_LUT16
+shared uint s_lut[SLOTS][(LUT_DIST_BASE + (1u << LUT_DIST_BITS)) / 2u];
+#else
+shared uint s_lut[SLOTS][LUT_DIST_BASE + (1u << LUT_DIST_BITS)];
+#endif
 #endif
 shared uint s_val[SLOTS][32];
 
@@ -136,6 +146,7 @@ uint lane_ballot(bool b) { return subgroupBallot(b).x; }
 uint lane_prefix(uint v) { return subgroupExclusiveAdd(v); }
 uint lane_sum(uint v) { return subgroupAdd(v); }
 uint lane_max_incl(uint v) { return subgroupInclusiveMax(v); }
+uint lane_or(uint v) { return subgroupOr(v); }
 uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
 void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
 void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
@@ -173,6 +184,14 @@ uint lane_max_incl(uint v) {
     barrier();
     uint acc = 0u;
     for (uint i = 0u; i <= LANE; i++) acc = max(acc, s_xch[i]);
+    return acc;
+}
+uint lane_or(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+    uint acc = 0u;
+    for (uint i = 0u; i < 32u; i++) acc |= s_xch[i];
     return acc;
 }
 uint lane_read(uint v, uint src) {
@@ -278,6 +297,33 @@ uint take(uint n) {
 // single code of length 1, and then every 1-bit code decodes to that symbol.
 uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 
+#ifdef DSD_LUT
+// The lookup entries of table t, from the canonical search (the index's bits past a code's
+// length are zero; a code longer than the index, or none, leaves 0).
+void lut_fill(uint t, uint syms_off) {
+    uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
+    uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
+#ifdef DSD_LUT16
+    for (uint i = LANE; i < (1u << lbits) / 2u; i += 32u) {
+        uint w = 0u;
+        for (uint h = 0u; h < 2u; h++) {
+            uint clen;
+            uint sym = search_sym(t, syms_off, 2u * i + h, clen);
+            w |= ((sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 9)) : 0u) << (16u * h);
+        }
+        s_lut[SLOT][base / 2u + i] = w;
+    }
+#else
+    for (uint i = LANE; i < (1u << lbits); i += 32u) {
+        uint clen;
+        uint sym = search_sym(t, syms_off, i, clen);
+        s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
+    }
+#endif
+    sync_shared();
+}
+#endif
+
 // With real subgroups (wave32 builds, unless DSD_SERIAL_TABLES) the counts and the placement of
 // the symbols go 32 entries at a time through one ballot per code length, instead of each lane
 // walking all n lengths twice: a 288-entry table costs ~300 ballots instead of ~600 dependent
@@ -357,16 +403,7 @@ bool build_table(uint t, uint n, uint syms_off) {
 #endif
     sync_shared();
 #ifdef DSD_LUT
-    if (t != T_PRE) {
-        uint lbits = t == T_LITLEN ? LUT_LITLEN_BITS : LUT_DIST_BITS;
-        uint base = t == T_LITLEN ? 0u : LUT_DIST_BASE;
-        for (uint i = LANE; i < (1u << lbits); i += 32u) {
-            uint clen;
-            uint sym = search_sym(t, syms_off, i, clen);
-            s_lut[SLOT][base + i] = (sym != 0xFFFFFFFFu && clen <= lbits) ? (sym | (clen << 16)) : 0u;
-        }
-        sync_shared();
-    }
+    if (t != T_PRE) lut_fill(t, syms_off);
 #endif
     return true;
 }
@@ -376,9 +413,15 @@ uint search_sym(uint t, uint syms_off, uint bits, out uint clen);
 uint decode_sym(uint t, uint syms_off, uint bits, out uint clen) {
 #ifdef DSD_LUT
     if (t != T_PRE) {
-        uint e = t == T_LITLEN ? s_lut[SLOT][bits & ((1u << LUT_LITLEN_BITS) - 1u)]
-                               : s_lut[SLOT][LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u))];
+        uint idx = t == T_LITLEN ? bits & ((1u << LUT_LITLEN_BITS) - 1u)
+                                 : LUT_DIST_BASE + (bits & ((1u << LUT_DIST_BITS) - 1u));
+#ifdef DSD_LUT16
+        uint e = (s_lut[SLOT][idx >> 1] >> ((idx & 1u) * 16u)) & 0xFFFFu;
+        if (e != 0u) { clen = e >> 9; return e & 0x1FFu; }
+#else
+        uint e = s_lut[SLOT][idx];
         if (e != 0u) { clen = e >> 16; return e & 0xFFFFu; }
+#endif
     }
 #endif
     return search_sym(t, syms_off, bits, clen);
@@ -517,6 +560,62 @@ uint copy_matches(uint mask, uint dest, uint len, uint dist, uint fresh) {
     return fresh;
 }
 
+#ifdef DSD_FLAT_COPY
+// The round's independent matches (`solos`: each reads only bytes before the round's first
+// destination) copied as one flat run of bytes: byte b of the run (matches in lane order) goes
+// to lane b mod 32, so every pass stores 32 bytes whatever the lengths, instead of each lane
+// walking its own match while lanes with short ones idle. A pass finds the match owning each
+// lane's byte from the OR of the matches' start bits in its 32-byte window; the matches'
+// (dest, start, dist | len << 16) sit in shared memory by their rank among the solos.
+// A self-overlapping match reads (k mod dist) of the bytes before it, all written before the round.
+#ifndef FLAT_UNROLL
+#define FLAT_UNROLL 2
+#endif
+shared uint s_fdest[SLOTS][32];
+shared uint s_fstart[SLOTS][32];
+shared uint s_fdl[SLOTS][32];
+void flat_copy(bool solo, uint solos, uint dest, uint len, uint dist) {
+    uint flen = solo ? len : 0u;
+    uint start = lane_prefix(flen);
+    uint total = lane_sum(flen);
+    sync_shared();  // the previous round's readers are done
+    if (solo) {
+        uint r = bitCount(solos & ((1u << LANE) - 1u));
+        s_fdest[SLOT][r] = dest;
+        s_fstart[SLOT][r] = start;
+        s_fdl[SLOT][r] = dist | (len << 16);
+    }
+    sync_shared();
+    uint before = 0u;  // solos starting before this pass's window
+    // FLAT_UNROLL windows of 32 bytes per pass: their loads are all in flight before the stores.
+    for (uint base = 0u; base < total; base += 32u * uint(FLAT_UNROLL)) {
+        uint v[FLAT_UNROLL];
+        uint at[FLAT_UNROLL];
+        for (uint u = 0u; u < uint(FLAT_UNROLL); u++) {
+            uint wb = base + 32u * u;
+            uint m = lane_or(solo && start >= wb && start - wb < 32u ? 1u << (start - wb) : 0u);
+            uint r = before + bitCount(m & ((2u << LANE) - 1u)) - 1u;  // rank of my byte's match
+            before += bitCount(m);
+            uint b = wb + LANE;
+            at[u] = 0xFFFFFFFFu;
+            v[u] = 0u;
+            if (b < total) {
+                uint d = s_fdest[SLOT][r];
+                uint k = b - s_fstart[SLOT][r];
+                uint dl = s_fdl[SLOT][r];
+                uint r0 = dl & 0xFFFFu;
+                uint from = r0 >= (dl >> 16) ? k : k % r0;
+                at[u] = g_ob + d + k;
+                v[u] = uint(outb[g_ob + d - r0 + from]);
+            }
+        }
+        for (uint u = 0u; u < uint(FLAT_UNROLL); u++) {
+            if (at[u] != 0xFFFFFFFFu) outb[at[u]] = uint8_t(v[u]);
+        }
+    }
+}
+#endif
+
 // The copies of one round, in lane order. Short matches (unless DSD_NO_PARCOPY) whose source ends
 // before the round's first destination (so no other copy of the round writes it) are copied by
 // their own lane, all at once; the rest go one by one through copy_matches.
@@ -561,6 +660,9 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
             sync_out();
             fresh = NOTHING_FRESH;
         }
+#ifdef DSD_FLAT_COPY
+        if (solos != 0u) flat_copy(solo, solos, dest, len, dist);  // uniform
+#else
 #ifdef DSD_SOLO_WORDS
         if (solo && dist >= len) {
             solo_copy_words(g_ob + dest - dist, g_ob + dest, len);
@@ -584,12 +686,63 @@ uint copy_round(bool copy, uint dest, uint len, uint dist, uint fresh) {
 #endif
             for (; k < len; k++) outb[dst + k] = outb[src + k];
         }
+#endif
         if (solos != 0u) fresh = min(fresh, first);
         mask &= ~solos;
     }
 #endif
     return copy_matches(mask, dest, len, dist, fresh);
 }
+
+// A decoded symbol's value: the distance (pend) or the length, with its extra bits, or a literal.
+#ifdef DSD_ONE_EXTRA
+// A/B (not yet measured): bases in closed form instead of table lookups, and one take() for
+// distances and lengths, so the lanes with and without a pending length share one path.
+void value_base(bool pend, uint sym, out uint base, out uint nextra) {
+    if (pend) {
+        nextra = sym < 4u ? 0u : (sym >> 1) - 1u;
+        base = sym < 4u ? sym + 1u : ((2u + (sym & 1u)) << nextra) + 1u;
+    } else {
+        uint i = sym - 257u;  // GDeflate's 285 is 3 + 16 extra bits
+        nextra = sym <= 256u || i < 8u ? 0u : (i == 28u ? 16u : (i >> 2) - 1u);
+        base = sym <= 256u ? 0u : (i < 8u ? 3u + i : (i == 28u ? 3u : ((4u + (i & 3u)) << nextra) + 3u));
+    }
+}
+#define ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib) { \
+    uint vb; uint vn; \
+    value_base(pend, sym, vb, vn); \
+    uint v = vb + take(vn); \
+    if (pend) { dist = v; if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; } } \
+    else if (sym < 256u) contrib = 1u; \
+    else if (sym > 256u) { len = v; contrib = len; } }
+#else
+#define ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib) { \
+    if (pend) { \
+        uint extra = sym < 4u ? 0u : (sym >> 1) - 1u; \
+        dist = DIST_BASE[sym] + take(extra); \
+        if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; } \
+    } else if (sym < 256u) { \
+        contrib = 1u; \
+    } else if (sym > 256u) { \
+        len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]); \
+        contrib = len; \
+    } }
+#endif
+
+// A round's symbol: a distance for the lanes with a pending length, else a literal/length.
+// One table walk with the table chosen per lane: two walks specialised per table are two
+// divergent paths that the lanes with and without a pending length take one after the other
+// (each 5 dependent shared loads). H200, run 17: +5% on both batches (62.6 -> 65.9 GB/s on the
+// game corpus). On in the wave32 builds; DSD_TWO_DECODES restores the two walks (A/B),
+// DSD_ONE_DECODE turns it on in the shared-memory build.
+#if (defined(DSD_WAVE32) && !defined(DSD_TWO_DECODES)) || defined(DSD_ONE_DECODE)
+#define DECODE_ROUND_SYM(pend, bits, clen, sym) \
+    sym = decode_sym(pend ? T_DIST : T_LITLEN, pend ? SYMS_DIST : SYMS_LITLEN, bits, clen)
+#else
+#define DECODE_ROUND_SYM(pend, bits, clen, sym) \
+    if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen); \
+    else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen)
+#endif
 
 // Decodes a distance (code + extra bits) for a lane whose match starts at `dest`.
 uint decode_distance(uint dest) {
@@ -728,6 +881,64 @@ void fixed_table(uint t, uint syms_off) {
 }
 #endif
 
+#ifdef DSD_ONE_COPY_SITE
+// Literal/length/distance rounds of one compressed block (format doc §2.6). A/B build: the
+// end-of-block sweep (distances of the EOB round's lengths) is one more pass of the round loop
+// in `sweep` mode, so the round's code (decode, refill, copies) is compiled once, not twice.
+uint huffman_block() {
+    uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
+    bool pend = false;
+    uint pend_dest = 0u;
+    uint pend_len = 0u;
+    uint es = 32u;  // < 32: this pass is the sweep after the round whose EOB lane was es
+    for (;;) {
+        bool sweep = es < 32u;
+        if (!sweep && ++g_steps > pc.step_budget) return E_BUDGET;
+        uint bits = peek32();
+        uint clen;
+        uint sym;
+        DECODE_ROUND_SYM(pend, bits, clen, sym);
+        bool is_eob = !sweep && !pend && sym == 256u;
+        uint eobm = lane_ballot(is_eob);
+        uint E = eobm != 0u ? findLSB(eobm) : 32u;
+        // Lanes after the EOB lane only finish a pending distance (it belongs to the sweep); in the
+        // sweep only the lanes with a pending distance take part.
+        bool act = sweep ? pend : (LANE <= E || pend);
+        bool bad = sym == 0xFFFFFFFFu || (!pend && sym > 285u);
+        uint len = 0u;
+        uint dist = 0u;
+        uint contrib = 0u;
+        if (act && bad) fail(E_BAD_SYMBOL);
+        if (act && !bad) {
+            consume(clen);
+            ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib);
+        }
+        uint pos = g_out + lane_prefix(contrib);
+        uint produced = lane_sum(contrib);
+        if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+        if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
+        if (produced != 0u) fresh = min(fresh, g_out);  // this round's literals
+        // EOB round: the lanes up to the EOB lane, then the lanes after it; sweep: the lanes
+        // before the EOB lane; otherwise every lane (the second call is then empty).
+        refill(sweep ? LANE < es : LANE < E);
+        refill(!sweep && LANE >= E);
+        g_out += produced;
+        uint e = group_error();
+        if (e != 0u) return e;
+        if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+        bool copy = act && pend && dist != 0u;
+        fresh = copy_round(copy, pend_dest, pend_len, dist, fresh);
+        if (sweep) {
+            sync_out();  // the next block's first copies may read anything written here
+            return 0u;
+        }
+        if (act && pend) pend = false;
+        if (len != 0u) { pend = true; pend_dest = pos; pend_len = len; }
+        es = E;
+    }
+    return 0u;
+}
+#else
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
     uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
@@ -739,8 +950,7 @@ uint huffman_block() {
         uint bits = peek32();
         uint clen;
         uint sym;
-        if (pend) sym = decode_sym(T_DIST, SYMS_DIST, bits, clen);
-        else sym = decode_sym(T_LITLEN, SYMS_LITLEN, bits, clen);
+        DECODE_ROUND_SYM(pend, bits, clen, sym);
         bool is_eob = !pend && sym == 256u;
         uint eobm = lane_ballot(is_eob);
         uint E = eobm != 0u ? findLSB(eobm) : 32u;
@@ -753,16 +963,7 @@ uint huffman_block() {
         if (act && bad) fail(E_BAD_SYMBOL);
         if (act && !bad) {
             consume(clen);
-            if (pend) {
-                uint extra = sym < 4u ? 0u : (sym >> 1) - 1u;
-                dist = DIST_BASE[sym] + take(extra);
-                if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; }
-            } else if (sym < 256u) {
-                contrib = 1u;
-            } else if (sym > 256u) {
-                len = LEN_BASE[sym - 257u] + take(LEN_EXTRA[sym - 257u]);
-                contrib = len;
-            }
+            ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib);
         }
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
@@ -803,6 +1004,7 @@ uint huffman_block() {
     }
     return 0u;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 uint decode_tile() {
@@ -835,6 +1037,10 @@ uint decode_tile() {
 #else
                 fixed_table(T_LITLEN, SYMS_LITLEN);
                 fixed_table(T_DIST, SYMS_DIST);
+#ifdef DSD_LUT
+                lut_fill(T_LITLEN, SYMS_LITLEN);
+                lut_fill(T_DIST, SYMS_DIST);
+#endif
 #endif
                 fixed_ready = true;
             }

@@ -9,6 +9,11 @@ outs = {}
 for shader in ("wave32", "shared"):
     for persistent in (("1", "0") if shader == "wave32" else ("0",)):
         os.environ["DSD_GPU_PERSISTENT"] = persistent
+        # WAVE32_SPV=name: check an A/B build (dsd/shaders/name.spv) in place of the wave32 default.
+        if shader == "wave32" and os.environ.get("WAVE32_SPV"):
+            os.environ["DSD_GPU_SPV"] = os.environ["WAVE32_SPV"]
+        else:
+            os.environ.pop("DSD_GPU_SPV", None)
         t = time.time()
         d = GpuDecoder(shader=shader)
         print(f"== {shader} persistent={persistent} init {time.time()-t:.3f}s dev={d.device.info.name} sg={d.device.info.subgroup_size} nv={d.device.info.nv_memory_decompression}", flush=True)
@@ -24,6 +29,8 @@ for shader in ("wave32", "shared"):
         d.close()
 # The fallback submit/completion paths (Python submit, fence) on the wave32 build.
 os.environ["DSD_GPU_PERSISTENT"] = "1"
+if os.environ.get("WAVE32_SPV"):
+    os.environ["DSD_GPU_SPV"] = os.environ["WAVE32_SPV"]
 for submit, sync in (("python", "timeline"), ("native", "fence"), ("python", "fence")):
     os.environ["DSD_GPU_SUBMIT"], os.environ["DSD_GPU_SYNC"] = submit, sync
     d = GpuDecoder(shader="wave32")
@@ -38,6 +45,7 @@ for k, v in outs.items():
     # order the groups ran in: compare only that every bad stream is an error.
     print(k, "good streams byte-identical to shared/one-tile-per-group:", v[:len(names)] == ref[:len(names)],
           "; every bad stream an error:", all(x.startswith("GpuDecodeError") for x in v[len(names):]))
+os.environ.pop("DSD_GPU_SPV", None)
 # NV memory decompression on the conformance streams
 os.environ["DSD_GPU_PERSISTENT"] = "1"
 d = GpuDecoder()
