@@ -118,6 +118,21 @@ shared int s_base[SLOTS][3][16];
 shared uint s_syms[SLOTS][340];
 shared uint s_lens[SLOTS][320];
 shared uint s_cnt[SLOTS][16];
+#ifdef DSD_SEARCH4
+// A/B: the canonical search as a two-level 4-ary search over 128-bit shared loads (2 dependent
+// loads, then the symbol) instead of a binary search (4 dependent loads, then base, then the
+// symbol). s_sum[t] = (lim[4], lim[8], lim[12], -); s_grp[t][g] word j = lim[4g + j + 1] << 16
+// | (base[4g + j + 1] + 32768): the lengths 4g + 1 .. 4g + 4 with their bases in the same load
+// (lim <= 32768 and base in [-32767, 288], so both fit 16 bits). Filled after each table build.
+shared uvec4 s_sum[SLOTS][3];
+shared uvec4 s_grp[SLOTS][3][4];
+#ifdef DSD_SEARCH4_REG
+// The first level of the litlen and distance tables in registers (uniform, reloaded after each
+// table build): one dependent shared load fewer per walk, 6 registers more.
+uvec4 g_sum_lit;
+uvec4 g_sum_dist;
+#endif
+#endif
 #ifdef DSD_LUT
 // First-level lookup for short codes (default litlen: 9 bits, distance: 8 bits), filled after each
 // table build: sym | len << 16, 0 = longer (or invalid). DSD_LUT16: two 16-bit entries per word
@@ -324,6 +339,30 @@ void lut_fill(uint t, uint syms_off) {
 }
 #endif
 
+#ifdef DSD_SEARCH4
+// Packs table t's limits and bases for search_sym (after the builder's last sync_shared).
+void search4_pack(uint t) {
+    uint g = LANE;
+    if (g < 4u) {
+        uvec4 w;
+        for (uint j = 0u; j < 4u; j++) {
+            uint L = 4u * g + j + 1u;
+            uint lim = L <= 15u ? s_lim[SLOT][t][L] : 0xFFFFu;
+            uint b = L <= 15u ? uint(s_base[SLOT][t][L] + 32768) : 0u;
+            w[j] = (lim << 16) | (b & 0xFFFFu);
+        }
+        s_grp[SLOT][t][g] = w;
+    } else if (g == 4u) {
+        s_sum[SLOT][t] = uvec4(s_lim[SLOT][t][4], s_lim[SLOT][t][8], s_lim[SLOT][t][12], 0xFFFFFFFFu);
+    }
+    sync_shared();
+#ifdef DSD_SEARCH4_REG
+    if (t == T_LITLEN) g_sum_lit = s_sum[SLOT][T_LITLEN];
+    if (t == T_DIST) g_sum_dist = s_sum[SLOT][T_DIST];
+#endif
+}
+#endif
+
 // With real subgroups (wave32 builds, unless DSD_SERIAL_TABLES) the counts and the placement of
 // the symbols go 32 entries at a time through one ballot per code length, instead of each lane
 // walking all n lengths twice: a 288-entry table costs ~300 ballots instead of ~600 dependent
@@ -402,6 +441,9 @@ bool build_table(uint t, uint n, uint syms_off) {
     }
 #endif
     sync_shared();
+#ifdef DSD_SEARCH4
+    search4_pack(t);
+#endif
 #ifdef DSD_LUT
     if (t != T_PRE) lut_fill(t, syms_off);
 #endif
@@ -429,6 +471,42 @@ uint decode_sym(uint t, uint syms_off, uint bits, out uint clen) {
 
 uint search_sym(uint t, uint syms_off, uint bits, out uint clen) {
     uint rev = bitfieldReverse(bits) >> 17;
+#if defined(DSD_SEARCH4) && defined(DSD_SEARCH16)
+    // Sub-variant: all four groups in four independent 128-bit loads, 15 compares, no second level.
+    uvec4 a = s_grp[SLOT][t][0];
+    uvec4 b = s_grp[SLOT][t][1];
+    uvec4 c4 = s_grp[SLOT][t][2];
+    uvec4 d = s_grp[SLOT][t][3];
+    uint key = (rev + 1u) << 16;
+    uint lo4 = 0u;
+    uint sel = a.x;
+#define S16(cur, next) { bool le = cur < key; lo4 += le ? 1u : 0u; sel = le ? next : sel; }
+    S16(a.x, a.y) S16(a.y, a.z) S16(a.z, a.w) S16(a.w, b.x)
+    S16(b.x, b.y) S16(b.y, b.z) S16(b.z, b.w) S16(b.w, c4.x)
+    S16(c4.x, c4.y) S16(c4.y, c4.z) S16(c4.z, c4.w) S16(c4.w, d.x)
+    S16(d.x, d.y) S16(d.y, d.z) S16(d.z, d.w)
+#undef S16
+    clen = lo4 + 1u;
+    if (lo4 == 15u) { clen = 1u; return 0xFFFFFFFFu; }
+    int idx4 = int(rev >> (15u - clen)) + int(sel & 0xFFFFu) - 32768;
+    return s_syms[SLOT][syms_off + uint(idx4)];
+#elif defined(DSD_SEARCH4)
+#ifdef DSD_SEARCH4_REG
+    uvec4 sm = t == T_LITLEN ? g_sum_lit : (t == T_DIST ? g_sum_dist : s_sum[SLOT][T_PRE]);
+#else
+    uvec4 sm = s_sum[SLOT][t];
+#endif
+    uint g = uint(sm.x <= rev) + uint(sm.y <= rev) + uint(sm.z <= rev);
+    uvec4 w = s_grp[SLOT][t][g];
+    uint key = (rev + 1u) << 16;  // w[j] < key exactly when lim[4g + j + 1] <= rev
+    uint c = uint(w.x < key) + uint(w.y < key) + uint(w.z < key);
+    uint lo4 = 4u * g + c;
+    clen = lo4 + 1u;
+    if (lo4 == 15u) { clen = 1u; return 0xFFFFFFFFu; }
+    uint sel = c == 0u ? w.x : (c == 1u ? w.y : (c == 2u ? w.z : w.w));
+    int idx4 = int(rev >> (15u - clen)) + int(sel & 0xFFFFu) - 32768;
+    return s_syms[SLOT][syms_off + uint(idx4)];
+#else
     uint lo = 0u;
     if (s_lim[SLOT][t][lo + 8u] <= rev) lo += 8u;
     if (s_lim[SLOT][t][lo + 4u] <= rev) lo += 4u;
@@ -438,6 +516,7 @@ uint search_sym(uint t, uint syms_off, uint bits, out uint clen) {
     if (lo == 15u) { clen = 1u; return 0xFFFFFFFFu; }
     int idx = int(rev >> (15u - clen)) + s_base[SLOT][t][clen];
     return s_syms[SLOT][syms_off + uint(idx)];
+#endif
 }
 
 // Every lane's error, made uniform: the lowest failing lane's code, or 0.
@@ -878,6 +957,9 @@ void fixed_table(uint t, uint syms_off) {
         s_syms[SLOT][syms_off + i] = sym;
     }
     sync_shared();
+#ifdef DSD_SEARCH4
+    search4_pack(t);
+#endif
 }
 #endif
 

@@ -54,4 +54,7 @@ gdeflate_wave32_od_one_lut16_10 -DDSD_ONE_DECODE -DDSD_ONE_COPY_SITE -DDSD_LUT -
 gdeflate_wave32_od_again
 gdeflate_wave32_oe -DDSD_ONE_EXTRA
 gdeflate_wave32_oe_one -DDSD_ONE_EXTRA -DDSD_ONE_COPY_SITE
+gdeflate_wave32_s4 -DDSD_SEARCH4
+gdeflate_wave32_s4r -DDSD_SEARCH4 -DDSD_SEARCH4_REG
+gdeflate_wave32_s16 -DDSD_SEARCH4 -DDSD_SEARCH16
 LIST
