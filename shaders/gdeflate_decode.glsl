@@ -101,6 +101,17 @@ const uint LEN_EXTRA[29] = uint[29](0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 1u, 1u, 1u, 
 const uint DIST_BASE[32] = uint[32](1u, 2u, 3u, 4u, 5u, 7u, 9u, 13u, 17u, 25u, 33u, 49u, 65u, 97u,
     129u, 193u, 257u, 385u, 513u, 769u, 1025u, 1537u, 2049u, 3073u, 4097u, 6145u, 8193u, 12289u,
     16385u, 24577u, 32769u, 49153u);
+#ifdef DSD_ONE_VALUE
+// A/B: a round's value (base | extra bits << 16) in one table: 0..28 lengths 257..285, 29 literal
+// or end of block (nothing), 30..61 distances 0..31.
+const uint VALUE_TAB[62] = uint[62](
+    3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 65547u, 65549u, 65551u, 65553u, 131091u, 131095u, 131099u,
+    131103u, 196643u, 196651u, 196659u, 196667u, 262211u, 262227u, 262243u, 262259u, 327811u,
+    327843u, 327875u, 327907u, 1048579u, 0u, 1u, 2u, 3u, 4u, 65541u, 65543u, 131081u, 131085u,
+    196625u, 196633u, 262177u, 262193u, 327745u, 327777u, 393345u, 393409u, 459009u, 459137u,
+    524801u, 525057u, 590849u, 591361u, 657409u, 658433u, 724993u, 727041u, 794625u, 798721u,
+    868353u, 876545u, 950273u, 966657u);
+#endif
 const uint PRECODE_ORDER[19] = uint[19](16u, 17u, 18u, 0u, 8u, 7u, 9u, 6u, 10u, 5u, 11u, 4u, 12u,
     3u, 13u, 2u, 14u, 1u, 15u);
 
@@ -163,6 +174,8 @@ uint lane_sum(uint v) { return subgroupAdd(v); }
 uint lane_max_incl(uint v) { return subgroupInclusiveMax(v); }
 uint lane_or(uint v) { return subgroupOr(v); }
 uint lane_read(uint v, uint src) { return subgroupShuffle(v, src); }
+uint lane_incl(uint v) { return subgroupInclusiveAdd(v); }
+uint lane_last(uint v) { return subgroupBroadcast(v, 31u); }
 void sync_out() { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
 void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
 #else
@@ -215,6 +228,8 @@ uint lane_read(uint v, uint src) {
     barrier();
     return s_xch[src];
 }
+uint lane_incl(uint v) { return lane_prefix(v) + v; }
+uint lane_last(uint v) { return lane_read(v, 31u); }
 void sync_out() { memoryBarrierBuffer(); barrier(); }
 void sync_shared() { memoryBarrierShared(); barrier(); }
 #endif
@@ -241,6 +256,17 @@ uint g_err;  // this lane's first error (0 = none)
 void fail(uint code) { if (g_err == 0u) g_err = code; }
 
 uint load_word(uint k) {
+#ifdef DSD_WORD_FAST
+    // A/B: a word wholly inside the tile (nearly every refill) needs no count of the tile's
+    // words, no check of the second load (it ends before the word's last byte) and no mask.
+    uint bf = g_tb + 4u * k;
+    if (bf + 4u <= g_te) {
+        uint sf = (bf & 3u) * 8u;
+        uint lof = words[bf >> 2];
+        if (sf == 0u) return lof;
+        return (lof >> sf) | (words[(bf >> 2) + 1u] << (32u - sf));
+    }
+#endif
     // Words past the tile's end read as zero (format doc §2.8); the caller bounds how far.
     uint tile_len = g_te - g_tb;
     if (k >= (tile_len + 3u) / 4u) return 0u;
@@ -808,6 +834,21 @@ void value_base(bool pend, uint sym, out uint base, out uint nextra) {
     } }
 #endif
 
+#ifdef DSD_ONE_VALUE
+// A/B: the three value paths (distance, literal, length) as one: one table load chosen per lane,
+// the extra bits read from the round's peeked bits above the code, and one consume for code and
+// extra bits (clen + extra <= 31, and the consume check fails exactly when the two separate ones
+// would), so the lanes with and without a pending length issue the same instructions.
+#define ROUND_VALUE1(pend, sym, bits, clen, pend_dest, len, dist, contrib) { \
+    uint ve = VALUE_TAB[pend ? 30u + sym : (sym > 256u ? sym - 257u : 29u)]; \
+    uint vn = ve >> 16; \
+    uint v = (ve & 0xFFFFu) + ((bits >> clen) & ((1u << vn) - 1u)); \
+    consume(clen + vn); \
+    if (pend) { dist = v; if (dist > pend_dest) { fail(E_DISTANCE); dist = 0u; } } \
+    else if (sym < 256u) contrib = 1u; \
+    else if (sym > 256u) { len = v; contrib = len; } }
+#endif
+
 // A round's symbol: a distance for the lanes with a pending length, else a literal/length.
 // One table walk with the table chosen per lane: two walks specialised per table are two
 // divergent paths that the lanes with and without a pending length take one after the other
@@ -1044,11 +1085,23 @@ uint huffman_block() {
         uint contrib = 0u;
         if (act && bad) fail(E_BAD_SYMBOL);
         if (act && !bad) {
+#ifdef DSD_ONE_VALUE
+            ROUND_VALUE1(pend, sym, bits, clen, pend_dest, len, dist, contrib);
+#else
             consume(clen);
             ROUND_VALUE(pend, sym, pend_dest, len, dist, contrib);
+#endif
         }
+#ifdef DSD_SCAN_ONCE
+        // A/B: one scan for both the lane's position and the round's total (the last lane's
+        // inclusive sum, one broadcast) instead of a scan and a reduction.
+        uint incl = lane_incl(contrib);
+        uint pos = g_out + incl - contrib;
+        uint produced = lane_last(incl);
+#else
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
+#endif
         if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
 #ifndef ABL_NOLIT
         if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);

@@ -57,4 +57,9 @@ gdeflate_wave32_oe_one -DDSD_ONE_EXTRA -DDSD_ONE_COPY_SITE
 gdeflate_wave32_s4 -DDSD_SEARCH4
 gdeflate_wave32_s4r -DDSD_SEARCH4 -DDSD_SEARCH4_REG
 gdeflate_wave32_s16 -DDSD_SEARCH4 -DDSD_SEARCH16
+gdeflate_wave32_ov -DDSD_ONE_VALUE
+gdeflate_wave32_sc -DDSD_SCAN_ONCE
+gdeflate_wave32_wf -DDSD_WORD_FAST
+gdeflate_wave32_ov_sc -DDSD_ONE_VALUE -DDSD_SCAN_ONCE
+gdeflate_wave32_ov_sc_wf -DDSD_ONE_VALUE -DDSD_SCAN_ONCE -DDSD_WORD_FAST
 LIST
