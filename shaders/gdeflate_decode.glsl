@@ -1071,6 +1071,26 @@ uint huffman_block() {
     return 0u;
 }
 #else
+#ifdef DSD_CHECK_EVERY
+// A/B: the error ballot and the overread check run once every DSD_CHECK_EVERY rounds (a power of
+// two) instead of every round. Memory stays bounded without them: a failing lane writes nothing
+// bad (fail() zeroes a bad distance, a bad symbol takes no value), load_word reads zero past the
+// tile, g_rp grows at most 32 words a round, and the output and step-budget checks stay per round.
+// When one of those fires, an error recorded in the rounds not yet checked wins, in the order of
+// the per-round checks, so a bad stream reports the code it would have.
+uint late_error(uint code) {
+    uint e = group_error();
+    if (e != 0u) return e;
+    if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+    return code;
+}
+#define ROUND_BUDGET_ERROR late_error(E_BUDGET)
+#define ROUND_OVERFLOW_ERROR late_error(E_OUTPUT_OVERFLOW)
+#else
+#define ROUND_BUDGET_ERROR E_BUDGET
+#define ROUND_OVERFLOW_ERROR E_OUTPUT_OVERFLOW
+#endif
+
 // Literal/length/distance rounds of one compressed block (format doc §2.6).
 uint huffman_block() {
     uint fresh = 0u;  // unknown: a stored block may just have written bytes; the first reader syncs
@@ -1078,7 +1098,7 @@ uint huffman_block() {
     uint pend_dest = 0u;
     uint pend_len = 0u;
     for (;;) {
-        if (++g_steps > pc.step_budget) return E_BUDGET;
+        if (++g_steps > pc.step_budget) return ROUND_BUDGET_ERROR;
         uint bits = peek32();
         uint clen;
         uint sym;
@@ -1111,7 +1131,7 @@ uint huffman_block() {
         uint pos = g_out + lane_prefix(contrib);
         uint produced = lane_sum(contrib);
 #endif
-        if (g_out + produced > g_osize) return E_OUTPUT_OVERFLOW;
+        if (g_out + produced > g_osize) return ROUND_OVERFLOW_ERROR;
 #ifndef ABL_NOLIT
         if (contrib == 1u && len == 0u) outb[g_ob + pos] = uint8_t(sym);
 #endif
@@ -1126,9 +1146,18 @@ uint huffman_block() {
 #ifdef DSD_REFILL_AHEAD
         read_ahead();
 #endif
+#ifdef DSD_CHECK_EVERY
+        // The EOB round always checks: the sweep below ends the block.
+        uint e = 0u;
+        if (E < 32u || (g_steps & (DSD_CHECK_EVERY - 1u)) == 0u) {
+            e = late_error(0u);
+            if (e != 0u) return e;
+        }
+#else
         uint e = group_error();
         if (e != 0u) return e;
         if (g_rp > (g_te - g_tb) / 4u + OVERREAD_WORDS) return E_OVERREAD;
+#endif
         bool copy = act && pend && dist != 0u;
         fresh = copy_round(copy, pend_dest, pend_len, dist, fresh);
         if (act && pend) pend = false;
