@@ -191,50 +191,45 @@ void sync_shared() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
 #define LANE gl_LocalInvocationID.x
 #define SLOT 0u
 shared uint s_xch[32];
+// Every emulated subgroup operation: each lane publishes one word, then reads the others'. The
+// first barrier keeps the previous operation's readers ahead of this one's writers.
+void lane_publish(uint v) {
+    barrier();
+    s_xch[LANE] = v;
+    barrier();
+}
 uint lane_ballot(bool b) {
-    barrier();
-    s_xch[LANE] = b ? 1u : 0u;
-    barrier();
+    lane_publish(b ? 1u : 0u);
     uint m = 0u;
     for (uint i = 0u; i < 32u; i++) m |= s_xch[i] << i;
     return m;
 }
 uint lane_prefix(uint v) {
-    barrier();
-    s_xch[LANE] = v;
-    barrier();
+    lane_publish(v);
     uint acc = 0u;
     for (uint i = 0u; i < LANE; i++) acc += s_xch[i];
     return acc;
 }
 uint lane_sum(uint v) {
-    barrier();
-    s_xch[LANE] = v;
-    barrier();
+    lane_publish(v);
     uint acc = 0u;
     for (uint i = 0u; i < 32u; i++) acc += s_xch[i];
     return acc;
 }
 uint lane_max_incl(uint v) {
-    barrier();
-    s_xch[LANE] = v;
-    barrier();
+    lane_publish(v);
     uint acc = 0u;
     for (uint i = 0u; i <= LANE; i++) acc = max(acc, s_xch[i]);
     return acc;
 }
 uint lane_or(uint v) {
-    barrier();
-    s_xch[LANE] = v;
-    barrier();
+    lane_publish(v);
     uint acc = 0u;
     for (uint i = 0u; i < 32u; i++) acc |= s_xch[i];
     return acc;
 }
 uint lane_read(uint v, uint src) {
-    barrier();
-    s_xch[LANE] = v;
-    barrier();
+    lane_publish(v);
     return s_xch[src];
 }
 uint lane_incl(uint v) { return lane_prefix(v) + v; }
