@@ -16,6 +16,7 @@ static const component_init COMPONENTS[] = {
     dsd_py_io_init,
     dsd_py_codec_init,
     dsd_py_vk_submit_init,
+    dsd_py_tile_order_init,
     NULL, /* components add their hooks above this line */
 };
 

@@ -15,6 +15,11 @@
 
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_ARB_gpu_shader_int64 : require
+#ifdef DSD_TILE_CLOCK
+// Profiling build: each tile's start and end on the device clock (needs VK_KHR_shader_clock's
+// shaderDeviceClock, which the host enables under DSD_GPU_TILE_CLOCK=1).
+#extension GL_EXT_shader_realtime_clock : require
+#endif
 #ifdef DSD_TABLE_NO_UNROLL
 // A/B: keep the table builder's per-length ballot loops rolled (smaller code).
 #extension GL_EXT_control_flow_attributes : require
@@ -79,6 +84,11 @@ layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutBytes { uint8_t out
 layout(std430, set = 0, binding = 1) OUT_QUALIFIER buffer OutWords { uint outw[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer Streams { Stream streams[]; };
+// The same buffer as words: with pc.persistent's TILE_ORDER bit, the words after the stream
+// records list the batch's tiles in the order the work counter hands them out (costly first).
+layout(std430, set = 0, binding = 2) readonly buffer StreamWords { uint swords[]; };
+#define PERSISTENT 1u
+#define TILE_ORDER 2u
 // ctl[0]: next tile (work counter), zeroed by the host before each submit. In device memory
 // (every tile's atomic stays on the GPU); the host only ever writes it.
 layout(std430, set = 0, binding = 3) coherent buffer Control { uint ctl[]; };
@@ -91,7 +101,7 @@ layout(push_constant) uniform Push {
     uint total_tiles;
     uint num_streams;
     uint step_budget;
-    uint persistent;
+    uint persistent;  // PERSISTENT | TILE_ORDER bits
 } pc;
 
 const uint LEN_BASE[29] = uint[29](3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 13u, 15u, 17u, 19u, 23u, 27u,
@@ -1243,13 +1253,18 @@ void main() {
     for (uint iter = 0u;; iter++) {
         // Persistent groups take tiles from the counter; otherwise one tile per workgroup.
         uint g;
-        if (pc.persistent != 0u) {
+        if ((pc.persistent & PERSISTENT) != 0u) {
             g = lane_read(LANE == 0u ? atomicAdd(ctl[0], 1u) : 0u, 0u);
         } else {
             if (iter != 0u) break;
             g = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * SLOTS + SLOT;
         }
         if (g >= pc.total_tiles) break;
+#ifdef DSD_TILE_CLOCK
+        uint clock_slot = g;  // the record is kept by hand-out position
+        uvec2 t_start = clockRealtime2x32EXT();
+#endif
+        if ((pc.persistent & TILE_ORDER) != 0u) g = swords[pc.num_streams * 8u + g];
         uint s = find_stream(g);
         Stream st = streams[s];
         uint i = g - st.tile_base;
@@ -1281,5 +1296,15 @@ void main() {
             atomicCompSwap(sts[1u + s], 0u, code | (i << 16));
             atomicAdd(sts[0], 1u);  // the host reads the status words only when this is not zero
         }
+#ifdef DSD_TILE_CLOCK
+        uvec2 t_end = clockRealtime2x32EXT();
+        if (LANE == 0u) {
+            uint at = 1u + pc.num_streams + 4u * clock_slot;
+            sts[at] = g;
+            sts[at + 1u] = t_start.x;
+            sts[at + 2u] = t_end.x;
+            sts[at + 3u] = (gl_WorkGroupID.x * SLOTS + SLOT) | (g_steps << 16);
+        }
+#endif
     }
 }

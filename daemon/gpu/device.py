@@ -224,6 +224,10 @@ class VulkanDevice:
         # decode pipeline (registers, shared memory...), GpuDecoder.pipeline_statistics().
         self.pipeline_stats = ("VK_KHR_pipeline_executable_properties" in exts
                                and os.environ.get(ENV_PIPELINE_STATS, "") not in ("", "0"))
+        # Profiling only (DSD_GPU_TILE_CLOCK=1, with a DSD_TILE_CLOCK build of the shader): each
+        # tile's start and end on the device clock, GpuDecoder.last_tile_clock.
+        self.tile_clock = ("VK_KHR_shader_clock" in exts
+                           and os.environ.get("DSD_GPU_TILE_CLOCK", "") not in ("", "0"))
 
         fams = vk.vkGetPhysicalDeviceQueueFamilyProperties(self.physical)
         compute = [i for i, f in enumerate(fams) if f.queueFlags & vk.VK_QUEUE_COMPUTE_BIT]
@@ -306,6 +310,14 @@ class VulkanDevice:
             )
             chain = pef
             exts.append("VK_KHR_pipeline_executable_properties")
+        clk = None
+        if self.tile_clock:
+            clk = vk.VkPhysicalDeviceShaderClockFeaturesKHR(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
+                pNext=chain, shaderSubgroupClock=vk.VK_TRUE, shaderDeviceClock=vk.VK_TRUE,
+            )
+            chain = clk
+            exts.append("VK_KHR_shader_clock")
         base = vk.VkPhysicalDeviceFeatures(shaderInt64=vk.VK_TRUE)
         f2 = vk.VkPhysicalDeviceFeatures2(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, pNext=chain, features=base)
         dci = vk.VkDeviceCreateInfo(
@@ -320,7 +332,7 @@ class VulkanDevice:
             self.device = vk.vkCreateDevice(self.physical, dci, None)
         except Exception as exc:
             raise GpuUnavailable(f"vkCreateDevice failed: {exc!r}") from exc
-        del nvf, base, pef
+        del nvf, base, pef, clk
         self.compute_queue = vk.vkGetDeviceQueue(self.device, self.compute_family, 0)
         self.transfer_queue = (
             vk.vkGetDeviceQueue(self.device, self.transfer_family, 0) if self.transfer_family is not None else None

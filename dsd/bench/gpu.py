@@ -169,8 +169,9 @@ def _time_gpu(dec, items, repeat, run):
     return _median(gpu_t), _median(wall_t)
 
 
-def _nvcomp_contender(streams, out_sizes, repeat, expect_sha):
-    """nvCOMP batched GDeflate over every tile of every stream, as raw chunks."""
+def _nvcomp_contender(streams, out_sizes, repeat, expect_sha, chunk_order=None):
+    """nvCOMP batched GDeflate over every tile of every stream, as raw chunks (handed to it in
+    batch order, or in `chunk_order`, a permutation of the batch's tiles)."""
     try:
         import ctypes
 
@@ -200,6 +201,9 @@ def _nvcomp_contender(streams, out_sizes, repeat, expect_sha):
         for t in range(n):
             chunks.append(s[data + offs[t]: data + offs[t + 1]])
             sizes.append(65536 if t + 1 < n else total - 65536 * (n - 1))
+    if chunk_order is not None:
+        chunks = [chunks[k] for k in chunk_order]
+        sizes = [sizes[k] for k in chunk_order]
     # Pack chunks 16-byte aligned into one device buffer.
     pos, offsets = 0, []
     for c in chunks:
@@ -245,11 +249,16 @@ def _nvcomp_contender(streams, out_sizes, repeat, expect_sha):
     # Reassemble per stream to compare with the CPU/GPU output.
     h = hashlib.sha256()
     host_out = cp.asnumpy(d_out)
+    at = list(range(n))  # where each batch tile's output landed
+    if chunk_order is not None:
+        for pos, k in enumerate(chunk_order):
+            at[k] = pos
     k = 0
     for total in out_sizes:
         ntiles = -(-total // 65536)
         for t in range(ntiles):
-            h.update(memoryview(host_out[(k + t) * 65536: (k + t) * 65536 + sizes[k + t]]))
+            p = at[k + t]
+            h.update(memoryview(host_out[p * 65536: p * 65536 + sizes[p]]))
         k += ntiles
     same = h.hexdigest() == expect_sha
     times = []

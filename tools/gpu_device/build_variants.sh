@@ -69,4 +69,5 @@ gdeflate_wave32_run19 -DDSD_SPLIT_VALUE -DDSD_TWO_SCANS
 gdeflate_wave32_ce2 -DDSD_CHECK_EVERY=2u
 gdeflate_wave32_ce4 -DDSD_CHECK_EVERY=4u
 gdeflate_wave32_ce8 -DDSD_CHECK_EVERY=8u
+gdeflate_wave32_clock -DDSD_TILE_CLOCK
 LIST
