@@ -132,7 +132,8 @@ class Daemon:
         rundir = _paths.ensure_private_dir(self.config.runtime_dir)
         _raise_fd_limit()  # every open file costs the engine up to two fds (buffered + O_DIRECT)
         self.gpu.open_now()
-        self.engine = _native.IoEngine(**self.config.io_settings().engine_kwargs())
+        # Clients wait for whole batches: one reaper wake-up per burst (ioengine.COALESCE_MODES).
+        self.engine = _native.IoEngine(**self.config.io_settings().engine_kwargs(coalesce_auto="bursts"))
         log.info("io engine: %s (%s)", self.engine.backend, self.engine.backend_reason)
         ipc = self.config.resolved_ipc()
         if ipc is not None:

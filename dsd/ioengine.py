@@ -12,7 +12,9 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_SQPOLL       0 | 1 (default 0)
     DSD_IO_DIRECT       auto | off (default auto)
     DSD_IO_REGISTER     auto | off: io_uring registered files and buffers (default auto)
-    DSD_IO_COALESCE     0 | 1: io_uring rings wake the reaper once per half burst (default 1)
+    DSD_IO_COALESCE     auto | off | halves | bursts: when io_uring completions wake the reaper
+                        (default auto: bursts in the daemon, halves for direct engine users;
+                        0 = off, 1 = auto)
     DSD_STAGING_BYTES   staging buffer for compressed requests, bytes, 0..2**40 (default 32 MiB)
     DSD_IO_CODEC_WORKERS  codec threads, 0 = one per online core (default 0)
 """
@@ -30,6 +32,11 @@ from dsd.protocol import COMPLETION_RECORD, REQUEST_RECORD, Compression, Op, Rea
 
 BACKENDS = ("auto", "uring", "posix")
 DIRECT_MODES = ("auto", "off")
+# When finished io_uring requests wake the reaper (native/io_engine.h, enum dsd_io_coalesce):
+# "halves" keeps a caller that refills as completions come fed (dsd bench io's driver, fio's
+# pattern); "bursts" wakes the daemon once per burst (its clients wait for whole batches:
+# 3 -> 1 wake-ups per paced 500-request batch, docs/io-engine.md).
+COALESCE_MODES = ("auto", "off", "halves", "bursts")
 
 # The records and their enums are dsd.protocol's (the C twin is native/dsd_wire.h).
 REQUEST = REQUEST_RECORD
@@ -55,10 +62,15 @@ class IoSettings:
     register: str = "auto"
     staging_bytes: int = STAGING_DEFAULT
     codec_workers: int = 0
-    coalesce: bool = True
+    coalesce: str = "auto"
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def engine_kwargs(self, *, coalesce_auto: str = "halves") -> dict[str, Any]:
+        """The keywords for ``IoEngine``; ``coalesce_auto`` is what "auto" means for this caller
+        (the daemon passes "bursts")."""
+        kwargs = dataclasses.asdict(self)
+        if kwargs["coalesce"] == "auto":
+            kwargs["coalesce"] = coalesce_auto
+        return kwargs
 
 
 _ENV = {
@@ -80,13 +92,15 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ValueError:
         return ValueError(f"{origin}: {raw!r} is not {expected}")
 
-    if name in ("backend", "direct", "register"):
-        choices = BACKENDS if name == "backend" else DIRECT_MODES
+    if name in ("backend", "direct", "register", "coalesce"):
+        choices = {"backend": BACKENDS, "coalesce": COALESCE_MODES}.get(name, DIRECT_MODES)
         value = str(raw).strip().lower()
+        if name == "coalesce":  # the 0 | 1 of earlier releases, and booleans
+            value = {"0": "off", "false": "off", "1": "auto", "true": "auto"}.get(value, value)
         if value not in choices:
             raise bad("one of " + ", ".join(choices))
         return value
-    if name in ("sqpoll", "coalesce"):
+    if name == "sqpoll":
         if isinstance(raw, bool):
             return raw
         value = str(raw).strip().lower()

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "io_engine.h"
 #include "io_staging.h"
@@ -140,6 +141,7 @@ struct dsd_io_engine {
     struct dsd_io_req *wait_head, *wait_tail; /* FIFO waiting for staging */
     uint64_t n_staging_waits;
     bool signaled;        /* eventfd written since the last reap */
+    uint64_t held_since;  /* CLOCK_MONOTONIC ns of the oldest completion held unsignalled, 0 none */
     uint64_t n_completed, n_failed, n_cancelled, n_dropped, n_bytes, n_rejected, n_pending;
 
     pthread_mutex_t pool_lock;
@@ -152,6 +154,17 @@ struct dsd_io_engine {
     atomic_uint_fast64_t n_direct, n_buffered, n_short, n_retries, n_fixed_files, n_fixed_bufs;
     atomic_uint_fast64_t n_writes, n_bytes_written, n_fsyncs, n_decoded, n_decode_failures, n_encoded, n_copies;
 };
+
+/* The longest a finished request waits, held back with others of its burst, before the reaper
+ * is woken for it (dsd_io_retire_held; rings also cap a blocking wait at this). */
+#define DSD_IO_HOLD_MAX_US 500u
+
+static inline uint64_t dsd_io_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Backend helpers (io_engine.c). */
 
@@ -172,13 +185,15 @@ static inline void dsd_io_req_set(struct dsd_io_req *r, uint8_t status, uint8_t 
 /* The backend is done with these requests: report the claimed ones (result fields set) and let
  * go of all of them. One lock round trip per call, so backends pass whole batches. */
 void dsd_io_retire(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n);
-/* The same; with `hold` the completions are reported but the eventfd is not written for them.
- * Returns true if it held a signal: the caller must then call dsd_io_signal_held() before it
- * waits on anything (so a reap is never left waiting on work that already finished). A backend
- * that is about to finish more requests right away uses it to wake the reaper once per burst
- * instead of once per loop. */
+/* The same; with `hold` the completions may be reported without an eventfd write while the
+ * engine has other work (enum dsd_io_coalesce says until when). Returns true if it held a
+ * signal: before the caller waits on anything for longer than DSD_IO_HOLD_MAX_US it must then
+ * call dsd_io_signal_held() unless another executor is still working (so a reap is never left
+ * waiting on work that already finished). */
 bool dsd_io_retire_held(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n, bool hold);
 void dsd_io_signal_held(struct dsd_io_engine *e);
+/* Whether finished requests are waiting unsignalled. */
+bool dsd_io_holding(struct dsd_io_engine *e);
 
 /* Stop-time helper: a queued request the backend will never start completes SHUTDOWN. */
 static inline void dsd_io_req_shutdown(struct dsd_io_req *r)

@@ -486,15 +486,34 @@ bool dsd_io_retire_held(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_
     bool handing = next_stage != NULL || granted != NULL;
     if (handing)
         e->advancing++;
+    /* Under the lock, so the request that empties the engine sees left == 0 and signals. */
+    uint64_t left = atomic_fetch_sub_explicit(&e->n_in_flight, nretired, memory_order_relaxed) - nretired;
     bool held = false;
-    if (sig && hold) {
-        /* reported but not signalled: the caller promises dsd_io_signal_held() before it blocks */
-        e->signaled = false;
-        held = true;
-        sig = false;
+    bool halves = e->cfg.coalesce == DSD_IO_COALESCE_HALVES;
+    if (hold && (sig || !e->signaled) && e->n_pending && left > 0 && !(halves && e->n_pending >= left)) {
+        /* Reported but not signalled while the engine still has work (enum dsd_io_coalesce):
+         * each wake-up costs the daemon a trip round its event loop and a message per client,
+         * so completions go out together when the engine runs dry, once they are at least what
+         * is left running (HALVES), or once the oldest has waited DSD_IO_HOLD_MAX_US. The caller
+         * promises dsd_io_signal_held() before it blocks. */
+        uint64_t now = dsd_io_now_ns();
+        if (e->held_since == 0)
+            e->held_since = now;
+        if (now - e->held_since < DSD_IO_HOLD_MAX_US * 1000ull) {
+            e->signaled = false;
+            held = true;
+            sig = false;
+        } else if (!e->signaled) {
+            e->signaled = true;
+            sig = true;
+        }
+    } else if (!e->signaled && e->n_pending) {
+        e->signaled = true; /* something held earlier: this retire lets it go */
+        sig = true;
     }
+    if (sig)
+        e->held_since = 0;
     pthread_mutex_unlock(&e->lock);
-    atomic_fetch_sub_explicit(&e->n_in_flight, nretired, memory_order_relaxed);
     if (sig)
         signal_eventfd(e);
     freelist_flush(e, &fl);
@@ -507,12 +526,22 @@ bool dsd_io_retire_held(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_
     return held;
 }
 
+bool dsd_io_holding(struct dsd_io_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    bool held = e->n_pending && !e->signaled;
+    pthread_mutex_unlock(&e->lock);
+    return held;
+}
+
 void dsd_io_signal_held(struct dsd_io_engine *e)
 {
     pthread_mutex_lock(&e->lock);
     bool sig = e->n_pending && !e->signaled;
-    if (sig)
+    if (sig) {
         e->signaled = true;
+        e->held_since = 0;
+    }
     pthread_mutex_unlock(&e->lock);
     if (sig)
         signal_eventfd(e);
@@ -854,6 +883,7 @@ int dsd_io_engine_reap_ex(struct dsd_io_engine *e, dsd_io_reap_ex_fn fn, void *c
 
     pthread_mutex_lock(&e->lock);
     e->signaled = false;
+    e->held_since = 0;
     size_t cap = e->nclients;
     struct taken *t = cap ? malloc(cap * sizeof(*t)) : NULL;
     if (cap && t == NULL) {

@@ -44,8 +44,18 @@ struct dsd_io_config {
     int register_mode;    /* enum dsd_io_register_mode */
     uint64_t staging_bytes; /* staging arena; 0 = none (every compressed request is TOO_LARGE) */
     unsigned codec_workers; /* codec threads; 0 = one per online core */
-    int coalesce;           /* io_uring: a ring with more work in hand holds its completions back
-                               (one eventfd wake-up per burst, not per loop); 0 = wake at every loop */
+    int coalesce;           /* enum dsd_io_coalesce: when finished requests wake the reaper (io_uring) */
+};
+
+/* When the io_uring rings wake the reaper for finished requests (dsd_io_retire_held): each
+ * wake-up costs the caller a trip round its event loop. */
+enum dsd_io_coalesce {
+    DSD_IO_COALESCE_OFF = 0,    /* at every ring loop */
+    DSD_IO_COALESCE_HALVES = 1, /* once what is held is at least what is left running, when the engine
+                                   runs dry, or after DSD_IO_HOLD_MAX_US: a caller that refills as
+                                   completions come never starves its queue (double buffering) */
+    DSD_IO_COALESCE_BURSTS = 2, /* when the engine runs dry or after DSD_IO_HOLD_MAX_US: one wake-up
+                                   per burst for callers that wait for the whole of it (the daemon) */
 };
 
 #define DSD_IO_STAGING_DEFAULT (32u << 20) /* DirectStorage's default staging buffer size */

@@ -30,7 +30,6 @@
 #define EXTRA_SQES 16u
 #define RETIRE_BATCH 256
 #define MAX_RETRIES 1000
-#define HOLD_WAIT_US 500 /* the longest a ring holds finished requests back while it waits */
 #define FILE_PAIRS_MAX 1024u            /* registered-file slots: one per fd (buffered, O_DIRECT) */
 #define BUF_SLOTS 256u                  /* registered-buffer slots (regions) */
 #define FIXED_BUFFER_MAX (256ull << 20) /* larger regions are not registered: that pins every page */
@@ -84,7 +83,6 @@ struct uring_ring {
     struct dsd_io_req *retire[RETIRE_BATCH];
     size_t nretire;
     bool holding;   /* completions reported without an eventfd write (see flush_retire) */
-    unsigned held;  /* requests retired since this ring last let the reaper know */
     struct { uint64_t direct, buffered, shorts, retries, fixed_files, fixed_bufs; } k;
     /* registered tables: generation installed at each slot (0 none, odd = refused) */
     int files_ok, bufs_ok;
@@ -119,32 +117,20 @@ static void flush_counters(struct uring_ring *r)
     memset(&r->k, 0, sizeof(r->k));
 }
 
-/* Whether to wake the reaper for what this ring retires now. Each wake-up costs the daemon a
- * trip round its event loop and a message to the client, so a ring that has more work in hand
- * holds its completions back: it signals when it runs out of work (left == 0), or once what it
- * holds is at least what it has left, so a client that refills as completions come gets them
- * while the ring still works on the rest (double buffering: a pipeline never stalls on a held
- * completion). A held signal is sent before the ring blocks (ring_wait), so holding never waits
- * on anything but the ring's own running reads, and at most HOLD_WAIT_US for those. */
-static bool should_signal(const struct uring_ring *r, unsigned left)
-{
-    return left == 0 || r->held >= left;
-}
-
+/* Completions are held back engine-wide (dsd_io_retire_held, enum dsd_io_coalesce), so a burst
+ * spread over several rings costs the reaper one wake-up (BURSTS) or two (HALVES), not one per
+ * ring and loop. A ring that holds sends the signal itself before it blocks for longer than that
+ * (ring_wait), so holding never waits on anything but running reads, and then only about
+ * the cap once more. */
 static void flush_retire(struct uring_ring *r)
 {
     /* counters before retire: whoever sees the request done sees its counts too */
     flush_counters(r);
     if (r->nretire == 0)
         return;
-    unsigned load = atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
-    unsigned left = load - (unsigned)r->nretire; /* queued, waiting in the backlog or in the kernel */
-    r->held += (unsigned)r->nretire;
-    bool hold = r->e->cfg.coalesce && !should_signal(r, left);
-    if (dsd_io_retire_held(r->e, r->retire, r->nretire, hold))
+    atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
+    if (dsd_io_retire_held(r->e, r->retire, r->nretire, r->e->cfg.coalesce != DSD_IO_COALESCE_OFF))
         r->holding = true;
-    else if (!hold)
-        r->held = 0, r->holding = false;
     r->nretire = 0;
 }
 
@@ -153,7 +139,6 @@ static void signal_held(struct uring_ring *r)
     if (r->holding)
         dsd_io_signal_held(r->e);
     r->holding = false;
-    r->held = 0;
 }
 
 static void retire_one(struct uring_ring *r, struct dsd_io_req *q)
@@ -543,12 +528,26 @@ static void ring_tables(struct uring_ring *r)
     r->bufs_ok = r->buf_gen && b->buf_slots && io_uring_register_buffers_sparse(&r->ring, BUF_SLOTS) == 0;
 }
 
+/* Whether another ring is awake with work in hand: its last retire will let held completions
+ * go (dsd_io_retire_held), or it times its own wait before it sleeps. */
+static bool another_ring_busy(const struct uring_ring *r)
+{
+    const struct uring_backend *b = r->e->backend;
+    for (unsigned i = 0; i < b->nrings; i++) {
+        const struct uring_ring *q = &b->rings[i];
+        if (q != r && !atomic_load(&q->sleeping) && atomic_load_explicit(&q->load, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
 /* Submit what is prepared and wait for wait_nr completions. With completions held back
- * (flush_retire), page-cache reads are first given the chance to complete inline; the ring only
- * keeps holding across a real wait for HOLD_WAIT_US (its own device reads), then lets go. */
+ * (flush_retire), page-cache reads are first given the chance to complete inline; the last ring
+ * to go to sleep keeps holding across a real wait for DSD_IO_HOLD_MAX_US (running reads), then
+ * lets go. Rings that sleep while another still works need no timer (one wake-up less each). */
 static int ring_wait(struct uring_ring *r, unsigned wait_nr)
 {
-    if (!r->holding || wait_nr == 0)
+    if (wait_nr == 0 || !dsd_io_holding(r->e) || another_ring_busy(r))
         return io_uring_submit_and_wait(&r->ring, wait_nr);
     if (!(r->ring.features & IORING_FEAT_EXT_ARG)) {
         /* a timed wait would need a timeout SQE of liburing's own: just let go first */
@@ -559,7 +558,7 @@ static int ring_wait(struct uring_ring *r, unsigned wait_nr)
     if (rc < 0 || io_uring_cq_ready(&r->ring))
         return rc;
     struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = HOLD_WAIT_US * 1000L};
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = DSD_IO_HOLD_MAX_US * 1000L};
     rc = io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts);
     if (rc != -ETIME)
         return rc;

@@ -364,8 +364,12 @@ static int parse_choice(const char *what, const char *s, const char *const *name
             return 0;
         }
     }
-    PyErr_Format(PyExc_ValueError, "%s must be one of %s, not '%s'", what,
-                 names[2] ? "'auto', 'uring', 'posix'" : "'auto', 'off'", s);
+    char list[96] = "";
+    for (int i = 0; names[i]; i++) {
+        size_t at = strlen(list);
+        snprintf(list + at, sizeof(list) - at, "%s'%s'", i ? ", " : "", names[i]);
+    }
+    PyErr_Format(PyExc_ValueError, "%s must be one of %s, not '%s'", what, list, s);
     return -1;
 }
 
@@ -375,10 +379,11 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                              "codec_workers", "coalesce", NULL};
     static const char *const backends[] = {"auto", "uring", "posix", NULL};
     static const char *const directs[] = {"auto", "off", NULL, NULL};
-    const char *backend = "auto", *direct = "auto", *reg = "auto";
-    int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0, coalesce = 1;
+    static const char *const coalesces[] = {"off", "halves", "bursts", NULL}; /* enum dsd_io_coalesce */
+    const char *backend = "auto", *direct = "auto", *reg = "auto", *coalesce = "halves";
+    int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0;
     long long staging = DSD_IO_STAGING_DEFAULT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLip:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLis:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
                                      &direct, &reg, &staging, &codec_workers, &coalesce))
         return NULL;
     if (staging < 0 || (unsigned long long)staging > DSD_IO_STAGING_MAX)
@@ -388,7 +393,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     struct dsd_io_config cfg = {0};
     if (parse_choice("backend", backend, backends, &cfg.backend) < 0 ||
         parse_choice("direct", direct, directs, &cfg.direct) < 0 ||
-        parse_choice("register", reg, directs, &cfg.register_mode) < 0)
+        parse_choice("register", reg, directs, &cfg.register_mode) < 0 ||
+        parse_choice("coalesce", coalesce, coalesces, &cfg.coalesce) < 0)
         return NULL;
     if (workers < 0 || workers > 256)
         return PyErr_Format(PyExc_ValueError, "workers must be in [0, 256], not %d", workers);
@@ -399,7 +405,6 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     cfg.sqpoll = sqpoll;
     cfg.staging_bytes = (uint64_t)staging;
     cfg.codec_workers = (unsigned)codec_workers;
-    cfg.coalesce = coalesce;
 
     EngineObject *self = (EngineObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -596,11 +601,14 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *reason = PyUnicode_FromString(dsd_io_engine_reason(self->eng));
     PyObject *direct = PyUnicode_FromString(s.direct == DSD_IO_DIRECT_AUTO ? "auto" : "off");
     PyObject *regm = PyUnicode_FromString(s.register_mode == DSD_IO_REGISTER_AUTO ? "auto" : "off");
-    int bad = backend == NULL || reason == NULL || direct == NULL || regm == NULL ||
+    PyObject *coal = PyUnicode_FromString(s.coalesce == DSD_IO_COALESCE_BURSTS   ? "bursts"
+                                          : s.coalesce == DSD_IO_COALESCE_HALVES ? "halves"
+                                                                                 : "off");
+    int bad = backend == NULL || reason == NULL || direct == NULL || regm == NULL || coal == NULL ||
               PyDict_SetItemString(d, "register", regm) < 0 ||
               PyDict_SetItemString(d, "backend", backend) < 0 || PyDict_SetItemString(d, "backend_reason", reason) < 0 ||
               PyDict_SetItemString(d, "direct", direct) < 0 || PyDict_SetItemString(d, "sqpoll", s.sqpoll ? Py_True : Py_False) < 0 ||
-              PyDict_SetItemString(d, "coalesce", s.coalesce ? Py_True : Py_False) < 0 ||
+              PyDict_SetItemString(d, "coalesce", coal) < 0 ||
               dict_set_u64(d, "submitted", s.submitted) < 0 || dict_set_u64(d, "rejected", s.rejected) < 0 ||
               dict_set_u64(d, "completed", s.completed) < 0 || dict_set_u64(d, "failed", s.failed) < 0 ||
               dict_set_u64(d, "cancelled", s.cancelled) < 0 || dict_set_u64(d, "dropped", s.dropped) < 0 ||
@@ -624,6 +632,7 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_XDECREF(reason);
     Py_XDECREF(direct);
     Py_XDECREF(regm);
+    Py_XDECREF(coal);
     if (bad) {
         Py_DECREF(d);
         return NULL;
@@ -726,7 +735,7 @@ static PyTypeObject EngineType = {
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
     .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto',\n"
-              "         staging_bytes=32 MiB, codec_workers=0, coalesce=True):\n"
+              "         staging_bytes=32 MiB, codec_workers=0, coalesce='halves'):\n"
               "runs packed request batches (reads, writes, fsync; GDeflate/Zstandard; FILE or MEMORY sources)\n"
               "against registered files and regions (io_uring rings or a pread/pwrite pool, plus codec threads).",
 };

@@ -15,7 +15,14 @@ def test_defaults_and_environment():
     env = {"DSD_IO_BACKEND": "POSIX", "DSD_IO_WORKERS": "3", "DSD_IO_QUEUE_DEPTH": "128",
            "DSD_IO_SQPOLL": "1", "DSD_IO_DIRECT": "off", "DSD_IO_REGISTER": "off"}
     assert settings(env) == IoSettings("posix", 3, 128, True, "off", "off")
-    assert settings({}).coalesce is True and settings({"DSD_IO_COALESCE": "0"}).coalesce is False
+    assert settings({}).coalesce == "auto" and settings({"DSD_IO_COALESCE": "0"}).coalesce == "off"
+    assert settings({"DSD_IO_COALESCE": "1"}).coalesce == "auto"
+    assert settings({"DSD_IO_COALESCE": "Bursts"}).coalesce == "bursts"
+    assert settings({}).engine_kwargs()["coalesce"] == "halves"
+    assert settings({}).engine_kwargs(coalesce_auto="bursts")["coalesce"] == "bursts"
+    assert settings({"DSD_IO_COALESCE": "halves"}).engine_kwargs(coalesce_auto="bursts")["coalesce"] == "halves"
+    with pytest.raises(ValueError, match="DSD_IO_COALESCE"):
+        settings({"DSD_IO_COALESCE": "sometimes"})
 
 
 @pytest.mark.parametrize("var, value", [
