@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 LAVAPIPE_ICD = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,3 +46,16 @@ def malformed(folder: Path) -> list[str]:
         return []
     names = [row.split("\t")[0] for row in path.read_text().splitlines()[1:] if row.strip()]
     return [n for n in names if (folder / n).exists()]
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    """One GpuDecoder per test module (lavapipe in CI), with its own pipeline cache; SKIPs with
+    the reason when no Vulkan device opens. Test modules import it by name."""
+    gpu = pytest.importorskip("dsd.daemon.gpu")
+    try:
+        dec = gpu.GpuDecoder(cache_dir=str(tmp_path_factory.mktemp("vkcache")))
+    except gpu.GpuUnavailable as exc:
+        pytest.skip(f"no Vulkan device: {exc}")
+    yield dec
+    dec.close()

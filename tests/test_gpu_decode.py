@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from gpu_support import decoder  # noqa: F401 (a fixture)
 from gpu_support import conformance_dir, malformed, manifest, use_lavapipe
 
 use_lavapipe()
@@ -19,16 +20,6 @@ from dsd.daemon.gpu import errors as E  # noqa: E402
 
 CONF = conformance_dir()
 needs_conf = pytest.mark.skipif(CONF is None, reason="no GDeflate conformance set (../shared/conformance/gdeflate)")
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    try:
-        dec = gpu.GpuDecoder(cache_dir=str(tmp_path_factory.mktemp("vkcache")))
-    except gpu.GpuUnavailable as exc:
-        pytest.skip(f"no Vulkan device: {exc}")
-    yield dec
-    dec.close()
 
 
 def container(tiles: list[bytes], last_size: int) -> bytes:

@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from gpu_support import decoder  # noqa: F401 (a fixture)
 from gpu_support import conformance_dir, use_lavapipe
 
 use_lavapipe()
@@ -100,16 +101,6 @@ def test_bad_arguments_raise(bad, message):
 
 def test_empty_batch_gives_an_empty_order():
     assert native.tile_order([]) == b""
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    try:
-        dec = gpu.GpuDecoder(cache_dir=str(tmp_path_factory.mktemp("vkcache")))
-    except gpu.GpuUnavailable as exc:
-        pytest.skip(f"no Vulkan device: {exc}")
-    yield dec
-    dec.close()
 
 
 def test_any_hand_out_order_decodes_the_same_bytes_and_errors(decoder):

@@ -4,21 +4,8 @@
 # liburing/libzstd from .carry/sys), then check correctness, measure the dispatch overhead, run
 # the benchmark and the GPU handoff tests on the NVIDIA driver. Logs go to $OUT.
 set -u
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-C=$PWD/.carry
-W=$C/wt
-export PYTHONPATH=$W:/tmp/site PYTHONUNBUFFERED=1 LD_LIBRARY_PATH=$C/sys/lib
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-cd $W
-# The import package as pyproject.toml installs it: daemon/, client/, protocol/ under dsd/.
-for p in daemon client protocol; do rm -rf dsd/$p; cp -r $p dsd/$p; done
-gcc -O3 -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -shared -fPIC -fvisibility=hidden \
-    -Inative -I$C/sys/include $(python3-config --includes) native/*.c -o dsd/_native$(python3-config --extension-suffix) \
-    $C/sys/lib/liburing.so.2 $C/sys/lib/libzstd.so.1 -lpthread 2>&1 | tail -5
+source .carry/wt/tools/gpu_device/setup.sh
 python3 -c "from dsd.codec import gdeflate; from dsd._native import VkSubmitter, IoEngine; print('native ok', len(gdeflate.compress(b'x'*100000)))"
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-echo "git: $(cat $C/wt.rev 2>/dev/null)"
 sha256sum dsd/shaders/*.spv | tee $OUT/spv.sha256
 timeout 90 python3 tools/gpu_device/check_conformance.py $C/conf 2>&1 | tee $OUT/check_conformance.log
 [ "${DISPATCH:-1}" = 1 ] && timeout 120 python3 tools/gpu_device/dispatch.py 2>&1 | tee $OUT/dispatch.log

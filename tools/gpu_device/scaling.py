@@ -2,37 +2,20 @@
 # corpus (1 MiB streams) at several batch sizes, ours and nvCOMP's in the same process, and the
 # same 512 MiB batch with its streams in other orders (tiles are handed out in stream order).
 # If GB/s keeps rising with the batch size, the last, partly filled wave of tiles costs time.
-import hashlib, os, random, sys, time
+import os, random
 from dsd.daemon.gpu import GpuDecoder, VulkanDevice
-from dsd.bench.gpu import game_like_corpus, _nvcomp_contender
-from dsd.codec import gdeflate
+from dsd.bench.gpu import _nvcomp_contender
+from tiles import game_streams, time_decoder
 
 SIZES = [int(x) for x in os.environ.get("SCALING_MIB", "64 128 256 512 1024 2048").split()]
-t = time.time()
-BASE = int(os.environ.get("SCALING_BASE_MIB", "512"))
-corpus = game_like_corpus(BASE << 20)
-base = [gdeflate.compress(corpus[o:o + (1 << 20)], level=9, threads=0) for o in range(0, len(corpus), 1 << 20)]
-print(f"corpus built+compressed in {time.time() - t:.1f}s; ratio {len(corpus) / sum(map(len, base)):.3f}", flush=True)
-del corpus
+base = game_streams(int(os.environ.get("SCALING_BASE_MIB", "512")))
 dev = VulkanDevice()
 
 
 def ours(batch, label):
     d = GpuDecoder(dev, shader=os.environ.get("SCALING_SHADER", "wave32"))
     try:
-        res = d.decode_batch_pool(batch)
-        assert all(r is None for r in res), [r for r in res if r][:2]
-        t0 = time.time()
-        while time.time() - t0 < 0.7:
-            d.decode_batch_resident(batch)
-        ts = []
-        for _ in range(7):
-            d.decode_batch_resident(batch)
-            ts.append(d.statistics().last_batch.dispatch_seconds)
-        ts.sort()
-        tot = sum(s for _, s in batch)
-        print(f"  ours   {label:24s} {tot / 2**20:6.0f} MiB  median {tot / ts[3] / 1e9:6.2f} GB/s  "
-              f"(best {tot / ts[0] / 1e9:6.2f}, worst {tot / ts[-1] / 1e9:6.2f})", flush=True)
+        time_decoder(d, batch, f"ours   {label}", width=31)
     finally:
         d.close()
 

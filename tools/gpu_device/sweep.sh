@@ -5,19 +5,7 @@
 # fastest on the game corpus through check_conformance.py (WAVE32_SPV) and dsd bench gpu with
 # nvCOMP in the same process, beside the bench of the current default. Logs go to $OUT.
 set -u
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-C=$PWD/.carry
-W=$C/wt
-export PYTHONPATH=$W:/tmp/site PYTHONUNBUFFERED=1 LD_LIBRARY_PATH=$C/sys/lib
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-cd $W
-for p in daemon client protocol; do rm -rf dsd/$p; cp -r $p dsd/$p; done
-gcc -O3 -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -shared -fPIC -fvisibility=hidden \
-    -Inative -I$C/sys/include $(python3-config --includes) native/*.c -o dsd/_native$(python3-config --extension-suffix) \
-    $C/sys/lib/liburing.so.2 $C/sys/lib/libzstd.so.1 -lpthread 2>&1 | tail -5
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-echo "git: $(cat $C/wt.rev 2>/dev/null)"
+source .carry/wt/tools/gpu_device/setup.sh
 sha256sum dsd/shaders/*.spv > $OUT/spv.sha256
 V="gdeflate_wave32_twodec:4 gdeflate_wave32_od:4 gdeflate_wave32_lut:4 gdeflate_wave32_lut16_10:4 gdeflate_wave32_lut16_11:4 gdeflate_wave32_od_lut:4 gdeflate_wave32_od_lut16_10:4 gdeflate_wave32_od_lut16_11:4 gdeflate_wave32_od_one:4 gdeflate_wave32_od_one_lut16_10:4 gdeflate_wave32_od_again:4"
 VARIANTS="${VARIANTS:-$V}" CONF=$C/conf timeout 260 python3 tools/gpu_device/variants.py 2>&1 | tee $OUT/variants.log

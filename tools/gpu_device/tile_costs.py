@@ -2,28 +2,16 @@
 # game-like corpus (512 MiB, 1 MiB streams) and the conformance mix in batch order and writes one
 # row per tile to $OUT/tile_costs_<batch>.tsv: batch tile, stream label, compressed bytes,
 # decoded bytes, start and end on the device clock, rounds. Median of 3 runs per tile.
-import array, os, statistics, time
+import array, os, statistics
 os.environ["DSD_GPU_TILE_CLOCK"] = "1"
 from dsd.daemon.gpu import GpuDecoder, VulkanDevice
 from dsd.daemon.gpu.container import plan_stream
-from tiles import tile_input_sizes
-from dsd.bench.gpu import game_like_corpus
-from dsd.codec import gdeflate
+from tiles import conformance_mix, game_streams, tile_input_sizes, warm_up
 
 OUT = os.environ["OUT"]
 C = os.environ["CONF"].rstrip("/") + "/"
-corpus = game_like_corpus(512 << 20)
-game = [(gdeflate.compress(corpus[o:o + (1 << 20)], level=9, threads=0), 1 << 20, "game")
-        for o in range(0, len(corpus), 1 << 20)]
-del corpus
-mix = [("mixed-8400000.9.gdef", 8400000), ("rand-524288.9.gdef", 524288), ("rand-524288.9.gdef", 524288),
-       ("text-1000000.9.gdef", 1000000), ("records-250000.9.gdef", 250000), ("code-200000.9.gdef", 200000),
-       ("mixed-8400000.1.gdef", 8400000), ("rand-524288.1.gdef", 524288), ("rand-524288.12.gdef", 524288)]
-blobs = {n: open(C + n, "rb").read() for n, _ in mix}
-conf, tot = [], 0
-while tot < (512 << 20):
-    for n, sz in mix:
-        conf.append((blobs[n], sz, n)); tot += sz
+game = [(b, 1 << 20, "game") for b in game_streams(512)]
+conf = conformance_mix(C)
 dev = VulkanDevice()
 os.environ["DSD_GPU_SPV"] = "gdeflate_wave32_clock:4"
 os.environ["DSD_GPU_TILE_ORDER"] = "off"  # batch order: the costs as the tiles come
@@ -39,10 +27,7 @@ for name, batch in (("game", game), ("conf", conf)):
         outs += [65536] * (p.num_tiles - 1) + [p.last_size]
     sizes = tile_input_sizes(views, recs, at)
     d = GpuDecoder(dev, shader="wave32")
-    d.decode_batch_pool(items)
-    t0 = time.time()
-    while time.time() - t0 < 0.7:
-        d.decode_batch_resident(items)
+    warm_up(d, items)
     runs = []
     for _ in range(3):
         d.decode_batch_resident(items)

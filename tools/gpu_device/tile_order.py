@@ -3,22 +3,17 @@
 # (DSD_GPU_TILE_ORDER=size / size_asc) and in an oracle order (each tile's measured time on the
 # device clock, longest first), plus the timeline of the DSD_TILE_CLOCK build: tile times, how
 # busy the warp slots were, and how long the batch's last tiles ran after the counter ran dry.
-import array, os, statistics, sys, time
+import array, os, statistics
 os.environ["DSD_GPU_TILE_CLOCK"] = "1"
 from dsd.daemon.gpu import GpuDecoder, VulkanDevice
-from dsd.bench.gpu import game_like_corpus, _nvcomp_contender
-from dsd.codec import gdeflate
-from tiles import tile_input_sizes
+from dsd.bench.gpu import _nvcomp_contender
+from tiles import conformance_mix, game_streams, tile_input_sizes, time_decoder
 
 BASE = int(os.environ.get("TILE_ORDER_BASE_MIB", "512"))
 SIZES = [int(x) for x in os.environ.get("TILE_ORDER_MIB", "256 512 1024").split()]
 SHADER = os.environ.get("TILE_ORDER_SHADER", "wave32")
 DEFAULT = os.environ.get("TILE_ORDER_SPV", "gdeflate_wave32")
-t = time.time()
-corpus = game_like_corpus(BASE << 20)
-base = [gdeflate.compress(corpus[o:o + (1 << 20)], level=9, threads=0) for o in range(0, len(corpus), 1 << 20)]
-print(f"corpus built+compressed in {time.time() - t:.1f}s; ratio {len(corpus) / sum(map(len, base)):.3f}", flush=True)
-del corpus
+base = game_streams(BASE)
 dev = VulkanDevice()
 print(f"device clock available: {dev.tile_clock}", flush=True)
 
@@ -29,20 +24,8 @@ def timed(batch, label, spv=DEFAULT, order="off", fn=None):  # batch order unles
     d = GpuDecoder(dev, shader=SHADER)
     d.tile_order_fn = fn
     try:
-        res = d.decode_batch_pool(batch)
-        assert all(r is None for r in res), [r for r in res if r][:2]
-        t0 = time.time()
-        while time.time() - t0 < 0.7:
-            d.decode_batch_resident(batch)
-        ts = []
-        for _ in range(7):
-            d.decode_batch_resident(batch)
-            ts.append(d.statistics().last_batch.dispatch_seconds)
-        ts.sort()
-        tot = sum(s for _, s in batch)
-        print(f"  {label:34s} {tot / 2**20:5.0f} MiB  median {tot / ts[3] / 1e9:6.2f} GB/s  "
-              f"(best {tot / ts[0] / 1e9:6.2f}, worst {tot / ts[-1] / 1e9:6.2f})", flush=True)
-        return d.last_tile_clock if spv.endswith("_clock") else None
+        clock = time_decoder(d, batch, label)
+        return clock if spv.endswith("_clock") else None
     finally:
         d.close()
 
@@ -122,15 +105,7 @@ ORDERS = os.environ.get("TILE_ORDER_ORDERS", "size size_asc cost ratio").split()
 C = os.environ.get("CONF", "").rstrip("/") + "/"
 batches = [(f"game {mib} MiB", [(base[i % len(base)], 1 << 20) for i in range(mib)]) for mib in SIZES]
 if os.path.exists(C + "MANIFEST.tsv"):
-    mix = [("mixed-8400000.9.gdef", 8400000), ("rand-524288.9.gdef", 524288), ("rand-524288.9.gdef", 524288),
-           ("text-1000000.9.gdef", 1000000), ("records-250000.9.gdef", 250000), ("code-200000.9.gdef", 200000),
-           ("mixed-8400000.1.gdef", 8400000), ("rand-524288.1.gdef", 524288), ("rand-524288.12.gdef", 524288)]
-    blobs = {n: open(C + n, "rb").read() for n, _ in mix}
-    conf, tot = [], 0
-    while tot < (512 << 20):
-        for n, sz in mix:
-            conf.append((blobs[n], sz)); tot += sz
-    batches.append(("conformance mix 512 MiB", conf))
+    batches.append(("conformance mix 512 MiB", [(b, sz) for b, sz, _ in conformance_mix(C)]))
 for name, batch in batches:
     views, recs, at = plan(batch)
     sizes = tile_input_sizes(views, recs, at)

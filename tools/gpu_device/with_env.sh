@@ -3,17 +3,5 @@
 # Vulkan loader + wheels, dsd._native built for the device's Python. Usage:
 #   bash .carry/with_env.sh python3 tools/gpu_device/scaling.py
 set -u
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-C=$PWD/.carry
-W=$C/wt
-export PYTHONPATH=$W:/tmp/site PYTHONUNBUFFERED=1 LD_LIBRARY_PATH=$C/sys/lib CONF=$C/conf
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-cd $W
-for p in daemon client protocol; do rm -rf dsd/$p; cp -r $p dsd/$p; done
-gcc -O3 -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -shared -fPIC -fvisibility=hidden \
-    -Inative -I$C/sys/include $(python3-config --includes) native/*.c -o dsd/_native$(python3-config --extension-suffix) \
-    $C/sys/lib/liburing.so.2 $C/sys/lib/libzstd.so.1 -lpthread 2>&1 | tail -5
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-echo "git: $(cat $C/wt.rev 2>/dev/null)"
+source .carry/wt/tools/gpu_device/setup.sh
 "$@"
