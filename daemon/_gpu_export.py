@@ -114,6 +114,8 @@ class Exports:
         self._listener: socket.socket | None = None
         self._regions = itertools.count()
         self._submitter: _Submitter | None = None
+        self._stage: Any = None                        # pooled host staging (_staging)
+        self._stage_device: Any = None
         self._uuids: tuple[Any, tuple[bytes, bytes]] | None = None
         self._support: tuple[Any, str] | None = None   # (device, why it cannot export, or "")
         self.counters = {"made": 0, "failed": 0, "tickets_redeemed": 0, "tickets_refused": 0}
@@ -369,54 +371,67 @@ class Exports:
                     placed[p.index] = (pos, p.size, 0)
                     pos = (pos + p.size + ALIGN - 1) // ALIGN * ALIGN
             host_bytes = sum(p.size for p in host)
-            stage = device.create_buffer(max(host_bytes, 16), 0x1, host_visible=True) if host_bytes else None
+            stage = self._staging(device, host_bytes) if host_bytes else None
             copies_from_stage, at = [], 0
-            try:
-                for p in host:
-                    src = view[p.staging:p.staging + p.src_size]
-                    dst = stage.mapping[at:at + p.size] if stage is not None else memoryview(bytearray(0))
-                    if p.compression == Compression.ZSTD:
-                        try:
-                            n = zstd.decompress_into(src, dst)
-                        except CodecError as exc:
-                            n, why = -1, str(exc)
-                        if n != p.size:
-                            placed.pop(p.index, None)
-                            errors[p.index] = _error(p, Reason.DECOMPRESS, HRESULT.E_DSTORAGE_DECOMPRESSION_ERROR, 0,
-                                                     f"request {p.index}: the compressed data is corrupt: " + (
-                                                         why if n < 0 else f"decodes to {n} bytes, not {p.size}"))
-                            continue
-                    else:
-                        dst[:] = src
-                    if p.index in placed:
-                        copies_from_stage.append((at, placed[p.index][0], p.size))
-                    at += p.size
-                copies = [(stage.handle if stage is not None else None, s, d, n) for s, d, n in copies_from_stage]
-                if batch is not None:
-                    for k, p in enumerate(gd):
-                        if p.index not in errors and p.index in placed and p.size:
-                            copies.append((batch.buffer.handle, batch.offsets[k], placed[p.index][0], p.size))
-                for p in list(placed):
-                    if p in errors:
-                        del placed[p]
-                total = max((off + n for off, n, _ in placed.values()), default=0)
-                buffer = None
-                if total:
-                    vk = device.vk
-                    usage = (vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT
-                             | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT)
-                    buffer = device.create_buffer(total, usage, host_visible=False, device_local=True, exportable=True)
+            for p in host:
+                src = view[p.staging:p.staging + p.src_size]
+                dst = stage.mapping[at:at + p.size] if stage is not None else memoryview(bytearray(0))
+                if p.compression == Compression.ZSTD:
                     try:
-                        self._get_submitter(device).run(copies, buffer)
-                    except BaseException:
-                        device.destroy_buffer(buffer)
-                        raise
-                return buffer, _results(job, placed, errors), list(errors.values())
-            finally:
-                device.destroy_buffer(stage)
+                        n = zstd.decompress_into(src, dst)
+                    except CodecError as exc:
+                        n, why = -1, str(exc)
+                    if n != p.size:
+                        placed.pop(p.index, None)
+                        errors[p.index] = _error(p, Reason.DECOMPRESS, HRESULT.E_DSTORAGE_DECOMPRESSION_ERROR, 0,
+                                                 f"request {p.index}: the compressed data is corrupt: " + (
+                                                     why if n < 0 else f"decodes to {n} bytes, not {p.size}"))
+                        continue
+                else:
+                    dst[:] = src
+                if p.index in placed:
+                    copies_from_stage.append((at, placed[p.index][0], p.size))
+                at += p.size
+            copies = [(stage.handle if stage is not None else None, s, d, n) for s, d, n in copies_from_stage]
+            if batch is not None:
+                for k, p in enumerate(gd):
+                    if p.index not in errors and p.index in placed and p.size:
+                        copies.append((batch.buffer.handle, batch.offsets[k], placed[p.index][0], p.size))
+            for p in list(placed):
+                if p in errors:
+                    del placed[p]
+            total = max((off + n for off, n, _ in placed.values()), default=0)
+            buffer = None
+            if total:
+                vk = device.vk
+                usage = (vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+                         | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT)
+                buffer = device.create_buffer(total, usage, host_visible=False, device_local=True, exportable=True)
+                try:
+                    self._get_submitter(device).run(copies, buffer)
+                except BaseException:
+                    device.destroy_buffer(buffer)
+                    raise
+            return buffer, _results(job, placed, errors), list(errors.values())
         finally:
             if batch is not None:
                 batch.release()
+
+    def _staging(self, device: Any, nbytes: int) -> Any:
+        """The host-visible buffer that plain and Zstandard bytes go through, kept across jobs
+        (grown to a power of two): on the H200 creating and destroying one per job cost 0.9 ms
+        of a 4 KiB handoff's 4.2 ms. Jobs run one at a time (the route's limiter) and each
+        waits for its copies, so one buffer serves them all."""
+        stage = self._stage
+        if stage is not None and stage.size >= nbytes and self._stage_device is device:
+            return stage
+        if stage is not None:
+            self._stage_device.destroy_buffer(stage)
+            self._stage = None
+        size = 1 << max(16, (nbytes - 1).bit_length())
+        self._stage = device.create_buffer(size, 0x1, host_visible=True)  # VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+        self._stage_device = device
+        return self._stage
 
     def _get_submitter(self, device: Any) -> "_Submitter":
         if self._submitter is None or self._submitter.device is not device:
@@ -425,12 +440,14 @@ class Exports:
 
     # -- release and teardown ------------------------------------------------------------------
 
-    def release(self, session: Any, buffer_id: int) -> bool:
+    def release(self, session: Any, buffer_id: int) -> Callable[[], None] | None:
+        """Forgets the buffer; returns the step that frees its memory (None: not held), for the
+        caller to run once it has answered the client (freeing took 0.3 ms on the H200)."""
         export = self.held.get(session.key, {}).pop(buffer_id, None)
         if export is None:
-            return False
-        self._forget(export)
-        return True
+            return None
+        self._unbook(export)
+        return lambda: self._destroy(export.buffer)
 
     def drop_session(self, session: Any, engine: Any) -> None:
         """The client left (BYE or vanished): its buffers, tickets and reading jobs go; a job on
@@ -448,10 +465,13 @@ class Exports:
         self.reserved.pop(session.key, None)
 
     def _forget(self, export: Export) -> None:
+        self._unbook(export)
+        self._destroy(export.buffer)
+
+    def _unbook(self, export: Export) -> None:
         if export.ticket is not None:
             self.tickets.pop(export.ticket, None)
         self._unreserve(export.session_key, export.buffer.allocation_size)
-        self._destroy(export.buffer)
 
     def _unreserve(self, session_key: int, nbytes: int) -> None:
         if session_key in self.reserved:
@@ -473,6 +493,9 @@ class Exports:
         if self._submitter is not None:
             self._submitter.close()
             self._submitter = None
+        if self._stage is not None:
+            self._stage_device.destroy_buffer(self._stage)
+            self._stage = self._stage_device = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None

@@ -621,11 +621,15 @@ class Daemon:
             self._on_send_error(session, exc)
 
     def _on_release_gpu_buffer(self, session: Session, msg: ReleaseGpuBuffer) -> None:
-        if not self.exports.release(session, msg.buffer_id):
+        free = self.exports.release(session, msg.buffer_id)
+        if free is None:
             return self._reply_error(session, msg.seq, "UNKNOWN_BUFFER",
                                      f"GPU buffer {msg.buffer_id} is not held for this session (never made, or "
                                      "released already)", errno.EINVAL)
-        session.send(Ok(seq=msg.seq))
+        try:
+            session.send(Ok(seq=msg.seq))
+        finally:
+            free()  # after the answer: the client need not wait for the driver
 
     def _on_stats(self, session: Session, msg: StatsRequest) -> None:
         session.send(StatsReply(seq=msg.seq, stats=self.stats()))

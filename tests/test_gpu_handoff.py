@@ -213,6 +213,27 @@ def test_mixed_formats_and_per_request_errors(gpu_daemon, device, tmp_path, make
         assert [r.size for r in buf.results[3:]] == [0, 0, 0, 0]
 
 
+def test_host_staging_is_reused_and_grown_across_jobs(gpu_daemon, device, tmp_path):
+    # Plain and Zstandard bytes pass through one pooled host buffer: jobs smaller and larger than
+    # it, one after another, must each land whole (a stale or short staging buffer would show).
+    small = os.urandom(4096)
+    big = os.urandom(300_000)
+    text = b"staging grows " * 40_000
+    zs = codec.compress(Compression.ZSTD, text)
+    path, spans = _pack(tmp_path, [small, big, zs])
+    with Client(gpu_daemon.ipc) as c:
+        f = c.open(path)
+        jobs = [[GpuRead(f, spans[0][0], len(small))],
+                [GpuRead(f, spans[1][0], len(big)), GpuRead(f, spans[2][0], len(text), Compression.ZSTD, spans[2][1])],
+                [GpuRead(f, spans[0][0], len(small))]]
+        for reads, want in zip(jobs, [[small], [big, text], [small]]):
+            with c.decode_to_gpu(reads, timeout=300) as buf:
+                data = _fetch(device, buf)
+                for i, expect in enumerate(want):
+                    res = buf.result(i)
+                    assert data[res.offset:res.offset + res.size] == expect
+
+
 def test_nothing_decoded_means_no_buffer(gpu_daemon, tmp_path):
     path, spans = _pack(tmp_path, [(DATA / "bad-magic.gdef").read_bytes()])
     with Client(gpu_daemon.ipc) as c:

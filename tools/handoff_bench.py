@@ -77,6 +77,21 @@ def main() -> None:
                 with c.decode_to_gpu([GpuRead(g, 0, 4096)], timeout=60) as buf:
                     import_buffer(buf, device=dev.device, physical_device=dev.physical).close()
 
+            parts: dict[str, list[float]] = {"decode_to_gpu": [], "import": [], "close import": [], "release": []}
+
+            def small_handoff_parts() -> None:
+                t0 = time.perf_counter()
+                buf = c.decode_to_gpu([GpuRead(g, 0, 4096)], timeout=60)
+                t1 = time.perf_counter()
+                imported = import_buffer(buf, device=dev.device, physical_device=dev.physical)
+                t2 = time.perf_counter()
+                imported.close()
+                t3 = time.perf_counter()
+                buf.close()
+                t4 = time.perf_counter()
+                for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    parts[k].append(dt)
+
             via_shm(), via_handoff(), small_handoff()       # warm-up: device, pools, pipeline
             for _ in range(args.repeat):
                 for name, fn in (("shm", via_shm), ("handoff", via_handoff), ("ping", c.ping),
@@ -84,6 +99,7 @@ def main() -> None:
                     t = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t)
+                small_handoff_parts()
             decode = c.statistics()["decode"]
         dev.close()
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -94,7 +110,38 @@ def main() -> None:
           f"ratio handoff/shm {med['handoff'] / med['shm']:.2f}")
     print(f"  4 KiB handoff {med['handoff_4k'] * 1e6:8.0f} us   PING {med['ping'] * 1e6:6.0f} us   "
           f"ratio {med['handoff_4k'] / med['ping']:.1f}")
+    print("  4 KiB handoff by step (client side, medians): " + ", ".join(
+        f"{k} {statistics.median(v) * 1e6:.0f} us" for k, v in parts.items()))
     print(f"  GPU route requests: {decode['gpu_requests']} (shm reads really went to the GPU)")
+    _vulkan_parts()
+
+
+def _vulkan_parts(rounds: int = 30) -> None:
+    """What the daemon's side of a 4 KiB handoff costs in Vulkan calls alone, in this process."""
+    dev = VulkanDevice()
+    vk = dev.vk
+    usage = vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT | vk.VK_BUFFER_USAGE_TRANSFER_DST_BIT
+    steps: dict[str, list[float]] = {"host-visible 4 KiB create": [], "destroy": [], "exportable 4 KiB create": [],
+                                     "export fd": [], "destroy exported": []}
+    import os
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        b = dev.create_buffer(4096, 0x1, host_visible=True)
+        t1 = time.perf_counter()
+        dev.destroy_buffer(b)
+        t2 = time.perf_counter()
+        e = dev.create_buffer(4096, usage, host_visible=False, device_local=True, exportable=True)
+        t3 = time.perf_counter()
+        fd = dev.export_fd(e)
+        t4 = time.perf_counter()
+        os.close(fd)
+        dev.destroy_buffer(e)
+        t5 = time.perf_counter()
+        for k, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            steps[k].append(dt)
+    dev.close()
+    print("  Vulkan calls alone (medians): " + ", ".join(f"{k} {statistics.median(v) * 1e6:.0f} us"
+                                                      for k, v in steps.items()))
 
 
 if __name__ == "__main__":
