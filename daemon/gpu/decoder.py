@@ -679,7 +679,7 @@ class GpuDecoder:
         out_host = None
         if not device_out and readback:
             out_host = out_dev if out_dev.host_visible else pool("out_stage", out_size)
-        order = self._order_tiles(views, records, tiles)
+        order = self._order_tiles(views, records, tiles) if method == "shader" else None
         sbuf = pool("streams", n * STREAM_RECORD.size + (4 * tiles if order is not None else 0))
         ctl = pool("control", 16)
         clock = self.device.tile_clock
