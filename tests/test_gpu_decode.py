@@ -213,6 +213,8 @@ def test_describe_names_device_and_shader(decoder):
     assert info["device"]["name"] == decoder.device.info.name
     assert info["shader"]["variant"] == decoder.shader
     assert info["device"]["chosen_because"]
+    # lavapipe runs one workgroup per tile, so there is no hand-out order to choose
+    assert info["shader"]["tile_order"] == (decoder.tile_order if decoder.persistent else "off (no persistent groups)")
 
 
 @needs_conf

@@ -116,6 +116,7 @@ def describe(decoder=None) -> dict:
         }
         out["shader"] = {"variant": decoder.shader, "spirv": decoder.spv_name + ".spv",
                          "chosen_because": decoder.shader_reason, "persistent_groups": decoder.persistent,
+                         "tile_order": decoder.tile_order if decoder.persistent else "off (no persistent groups)",
                          "completion": decoder.completion,
                          "pipeline_cache": decoder._cache_file}
         out["auto_min_bytes"] = min_gpu_bytes()

@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         report["device"] = {"name": dec.device.info.name, "kind": dec.device.info.kind, "shader": dec.shader,
-                            "subgroup_size": dec.device.info.subgroup_size, "persistent": dec.persistent,
+                            "subgroup_size": dec.device.info.subgroup_size, "persistent": dec.persistent, "tile_order": dec.tile_order,
                             "nv_memory_decompression": dec.device.info.nv_memory_decompression}
         res = dec.decode_batch_pool(items)
         errors = [r for r in res if r is not None]
