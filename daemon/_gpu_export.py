@@ -19,6 +19,7 @@ reference-counts the memory); a session may hold at most DSD_GPU_EXPORT_BYTES of
 from __future__ import annotations
 
 import array
+import collections
 import errno
 import itertools
 import logging
@@ -26,7 +27,9 @@ import mmap
 import os
 import secrets
 import socket
+import statistics
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -92,6 +95,7 @@ class Job:
     remaining: int = 0
     failed: dict[int, dict[str, Any]] = field(default_factory=dict)   # index -> error map
     cancelled: bool = False
+    times: list[float] = field(default_factory=list)  # perf_counter at each stage (STAGES)
 
 
 @dataclass
@@ -100,6 +104,13 @@ class Export:
     buffer_id: int
     buffer: Any                          # daemon.gpu.device.Buffer
     ticket: bytes | None
+
+
+# Where a DECODE_TO_GPU request's time goes (STATS gpu_exports.stage_us, medians of the last
+# STAGE_HISTORY jobs): submitting its reads (memfd, region, engine), the reads, the wait for the
+# worker thread, the decode/copy into the buffer on it, and the reply.
+STAGES = ("submit", "reads", "to_thread", "build", "reply")
+STAGE_HISTORY = 64
 
 
 class Exports:
@@ -119,6 +130,7 @@ class Exports:
         self._uuids: tuple[Any, tuple[bytes, bytes]] | None = None
         self._support: tuple[Any, str] | None = None   # (device, why it cannot export, or "")
         self.counters = {"made": 0, "failed": 0, "tickets_redeemed": 0, "tickets_refused": 0}
+        self._stage_times: collections.deque[tuple[float, ...]] = collections.deque(maxlen=STAGE_HISTORY)
 
     # -- the handoff socket -----------------------------------------------------------------
 
@@ -221,7 +233,7 @@ class Exports:
                                 "release buffers first", errno.EDQUOT)
         if out > MAX_BUFFER_BYTES:
             raise ExportRefused("BAD_REQUEST", f"{out} bytes in one buffer: split it (4 GiB at most)", errno.EINVAL)
-        job = Job(session, seq, pieces, reserved=out)
+        job = Job(session, seq, pieces, reserved=out, times=[time.perf_counter()])
         job.region_id = REGION_BASE + next(self._regions) % REGION_SPAN
         self.reserved[session.key] = held + out
         records = bytearray()
@@ -247,6 +259,7 @@ class Exports:
                 raise
             self.jobs[job.key] = job
             engine.submit(session.registry, job.key, bytes(records))
+        job.times.append(time.perf_counter())
         return job
 
     def _check_device(self) -> None:
@@ -275,6 +288,7 @@ class Exports:
         job.remaining -= len(completions) // 32
         if job.remaining == 0:
             self.jobs.pop(job.key, None)
+            job.times.append(time.perf_counter())
             return True
         return False
 
@@ -324,6 +338,7 @@ class Exports:
             self._uuids = (device, _uuids(device))
         dev_uuid, drv_uuid = self._uuids[1]
         size = max((off + n for off, n, hr in results if not hr and n), default=0)
+        self._note_times(job)
         reply(session, GpuBuffer(
             seq=job.seq, buffer_id=buffer_id, ticket=ticket, socket=self.path or "", size=size,
             allocation_size=buffer.allocation_size if buffer is not None else 0,
@@ -333,6 +348,13 @@ class Exports:
 
     def _build(self, job: Job) -> tuple[Any, list[tuple[int, int, int]], list[dict[str, Any]]]:
         """Worker thread, under the route's limiter (one user of the queue at a time)."""
+        job.times.append(time.perf_counter())
+        try:
+            return self._build_on_thread(job)
+        finally:
+            job.times.append(time.perf_counter())
+
+    def _build_on_thread(self, job: Job) -> tuple[Any, list[tuple[int, int, int]], list[dict[str, Any]]]:
         from dsd.codec import CodecError, zstd
 
         decoder = self.route.decoder
@@ -504,10 +526,20 @@ class Exports:
             except (FileNotFoundError, TypeError):
                 pass
 
+    def _note_times(self, job: Job) -> None:
+        """Stage durations of a job about to be answered (the reply stage ends now); jobs whose
+        reads all failed skip the reads stages and are not counted."""
+        if len(job.times) == len(STAGES):
+            t = job.times + [time.perf_counter()]
+            self._stage_times.append(tuple(b - a for a, b in zip(t, t[1:])))
+
     def stats(self) -> dict[str, Any]:
         held = [e for exports in self.held.values() for e in exports.values()]
+        stage_us = {name: round(statistics.median(row[i] for row in self._stage_times) * 1e6, 1)
+                    for i, name in enumerate(STAGES)} if self._stage_times else {}
         return {"socket": self.path, "limit_bytes": self.limit, "held": len(held),
-                "held_bytes": sum(e.buffer.allocation_size for e in held), "jobs": len(self.jobs), **self.counters}
+                "held_bytes": sum(e.buffer.allocation_size for e in held), "jobs": len(self.jobs),
+                "stage_us": stage_us, **self.counters}
 
 
 def _results(job: Job, placed: dict[int, tuple[int, int, int]],

@@ -232,6 +232,10 @@ def test_host_staging_is_reused_and_grown_across_jobs(gpu_daemon, device, tmp_pa
                 for i, expect in enumerate(want):
                     res = buf.result(i)
                     assert data[res.offset:res.offset + res.size] == expect
+        # STATS says where a handoff's time went, stage by stage
+        stages = c.statistics()["gpu_exports"]["stage_us"]
+        assert list(stages) == ["submit", "reads", "to_thread", "build", "reply"]
+        assert all(v >= 0 for v in stages.values()) and stages["build"] > 0
 
 
 def test_nothing_decoded_means_no_buffer(gpu_daemon, tmp_path):
