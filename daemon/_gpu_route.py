@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,6 +69,7 @@ class GpuRoute:
         self.counters = {"gpu_requests": 0, "gpu_bytes": 0, "gpu_jobs": 0, "gpu_failures": 0, "cpu_routed": 0}
         self._fd = -1
         self._map: mmap.mmap | None = None
+        self._host_in: Any = None            # self._map as a Vulkan buffer (VK_EXT_external_memory_host)
         self._jobs: list[GpuJob] = []
         self._opening = False
         self._opened: trio.Event | None = None
@@ -93,7 +95,18 @@ class GpuRoute:
         self._fd = os.memfd_create("dsd-gpu-staging", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, self.staging_bytes)
         self._map = mmap.mmap(self._fd, self.staging_bytes)
-        log.info("GPU decoder: %s (%s), shader %s", decoder.device.info.name, self.kind, decoder.shader)
+        self._host_in = None
+        device = decoder.device
+        align = device.host_import_alignment
+        if align and self.staging_bytes % align == 0:
+            # The io engine reads compressed bytes into this memfd; imported, the GPU copies them
+            # from it directly instead of the CPU copying them into the decoder's staging first.
+            try:
+                self._host_in = device.import_host(self._map, device.vk.VK_BUFFER_USAGE_TRANSFER_SRC_BIT)
+            except GpuError as exc:
+                log.info("GPU staging memory not imported (%s): the CPU copies it to the GPU's staging", exc)
+        log.info("GPU decoder: %s (%s), shader %s, staging %s", device.info.name, self.kind, decoder.shader,
+                 "imported (no CPU copy)" if self._host_in is not None else "copied by the CPU")
 
     async def _open_in_background(self) -> None:
         self._opening = True
@@ -121,6 +134,9 @@ class GpuRoute:
 
     def close(self) -> None:
         if self.decoder is not None:
+            if self._host_in is not None:  # before the mapping it imports goes
+                self.decoder.device.destroy_buffer(self._host_in)
+                self._host_in = None
             self.decoder.close()
             self.decoder = None
         if self._map is not None:
@@ -236,8 +252,9 @@ class GpuRoute:
         results: list[Any] = []
         if outputs is not None and todo:
             try:
-                results = await trio.to_thread.run_sync(self.decoder.decode_batch_into, items, outputs,
-                                                        limiter=self._limiter)
+                source = (self._host_in, [off for _rec, off in todo]) if self._host_in is not None else None
+                results = await trio.to_thread.run_sync(partial(self.decoder.decode_batch_into, items, outputs,
+                                                                source=source), limiter=self._limiter)
             except Exception as exc:  # a device loss must fail these requests, not the daemon
                 log.error("GPU batch failed: %s", exc)
                 results = [exc] * len(todo)
@@ -276,4 +293,7 @@ class GpuRoute:
         device = self.decoder.device.info if self.decoder is not None else None
         return {"mode": self.mode, "device": device.name if device else None, "kind": self.kind,
                 "unavailable": self.unavailable, "last_choice": self.last_choice,
-                "staging_bytes": self.staging_bytes, "jobs_in_flight": len(self._jobs), **self.counters}
+                "staging_bytes": self.staging_bytes,
+                "staging": ("imported: the GPU copies from it" if self._host_in is not None
+                            else "copied into the GPU's staging by the CPU" if self.decoder is not None else None),
+                "jobs_in_flight": len(self._jobs), **self.counters}

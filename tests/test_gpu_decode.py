@@ -4,6 +4,7 @@ this runs the shared-memory lane path; the 32-wide path runs on real GPUs, docs/
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import random
 import struct
@@ -200,6 +201,19 @@ def test_validation_layers_report_nothing(tmp_path):
         res = dec.decode_batch([((CONF / "text-65537.9.gdef").read_bytes(), None), (b"junk", None)])
         with dec.decode_batch_device([((CONF / "zeros-65536.9.gdef").read_bytes(), None)]) as batch:
             assert batch.read(0) == bytes(65536)
+        if device.host_import_alignment:  # the GPU route's way in: host memory imported, copied on the GPU
+            text = (CONF / "text-65537.9.gdef").read_bytes()
+            host = mmap.mmap(-1, 1 << 20)
+            host[4096:4096 + len(text)] = text
+            imported = device.import_host(host, 0x1)  # VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+            out = bytearray(65537)
+            try:
+                assert dec.decode_batch_into([(memoryview(host)[4096:4096 + len(text)], 65537)], [out],
+                                             source=(imported, [4096])) == [None]
+            finally:
+                device.destroy_buffer(imported)
+                host.close()
+            assert bytes(out) == res[0]
         dec.close()
         assert isinstance(res[0], bytes) and isinstance(res[1], gpu.GpuDecodeError)
         assert device.info.validation

@@ -491,13 +491,17 @@ class GpuDecoder:
         self._run(items, sink=sink)
         return out
 
-    def decode_batch_into(self, items: Sequence[Item], outputs: Sequence[memoryview | bytearray]) -> list[GpuDecodeError | None]:
+    def decode_batch_into(self, items: Sequence[Item], outputs: Sequence[memoryview | bytearray], *,
+                          source: tuple[Buffer, Sequence[int]] | None = None) -> list[GpuDecodeError | None]:
         """Decodes into caller-provided writable buffers (e.g. a client's shared memory region),
-        one per item, each at least the item's decoded size; returns None or the error per item."""
+        one per item, each at least the item's decoded size; returns None or the error per item.
+        With `source` = (a buffer from VulkanDevice.import_host, each item's offset in it), the
+        items' bytes already lie in GPU-visible host memory: the GPU copies them from there, with
+        no CPU copy into the staging buffer."""
         if len(outputs) != len(items):
             raise ValueError("decode_batch_into needs one output buffer per item")
         res: list[GpuDecodeError | None] = []
-        self._run(items, sink=_copy_sink(outputs, res, len(items)))
+        self._run(items, sink=_copy_sink(outputs, res, len(items)), source=source)
         return res
 
     def decode_batch_device(self, items: Sequence[Item], *, exportable: bool = False) -> DeviceBatch:
@@ -574,7 +578,7 @@ class GpuDecoder:
 
     def _run(self, items: Sequence[Item], *, sink, device_out: bool = False, exportable: bool = False,
              resident: bool = False, method: str = "shader", readback: bool = True,
-             staged: Sequence[int] | None = None) -> tuple:
+             staged: Sequence[int] | None = None, source: tuple[Buffer, Sequence[int]] | None = None) -> tuple:
         """Plans, submits and reports one batch: sink(i, view or None, error or None) per item.
         Returns (the device_out buffer or None, output offsets, plans). This is the per-batch
         path (dispatch overhead, docs/gpu.md): one pass over the items, no per-batch objects
@@ -586,6 +590,7 @@ class GpuDecoder:
         plans: list[StreamPlan | GpuDecodeError] = []
         out_offs: list[int] = []
         records: list[tuple] = []
+        copies: list[tuple[int, int, int]] = []  # (source offset, input offset, bytes) with `source`
         # Layout: inputs 4-byte aligned, outputs 256-byte aligned, tiles numbered across the batch.
         in_pos = out_pos = tiles = 0
         for i, (data, size) in enumerate(items):
@@ -603,6 +608,8 @@ class GpuDecoder:
             if plan.num_tiles:
                 at = staged[i] if staged is not None else in_pos  # staged: the data is already there
                 records.append((i, at, len(mv), out_pos, plan, tiles))
+                if source is not None:  # the GPU copies it from the imported host memory to `at`
+                    copies.append((source[1][i], at, len(mv)))
                 tiles += plan.num_tiles
                 end = (at + len(mv) + 3) & ~3
                 if end > in_pos:
@@ -615,7 +622,7 @@ class GpuDecoder:
         with self._lock:
             statuses, out_host, dispatch, submit, device_buffer = self._submit(
                 views, records, in_pos, out_pos, tiles, device_out, exportable, resident, method, readback,
-                staged is not None)
+                staged is not None, (source[0], tuple(copies)) if source is not None else None)
             errors = decoded = 0
             for i, plan in enumerate(plans):
                 if plan.__class__ is not StreamPlan:
@@ -656,7 +663,7 @@ class GpuDecoder:
         return kept
 
     def _submit(self, views, records, in_size, out_size, tiles, device_out, exportable, resident,
-                method="shader", readback=True, staged=False) -> tuple:
+                method="shader", readback=True, staged=False, source=None) -> tuple:
         """Uploads, records (or reuses the recording), submits and waits. Returns (statuses:
         {item: status word} or None when no tile failed, the host buffer holding the output or
         None, GPU seconds or None, submit-to-end seconds, the device_out buffer or None)."""
@@ -665,8 +672,13 @@ class GpuDecoder:
         vk = self.vk
         pool = self._pool
         n = len(records)
-        ins = self._buffers["in_stage"] if resident else pool("in_stage", in_size)
-        in_dev = ins if ins.device_local else pool("in_dev", in_size)
+        if source is not None:  # the input is in imported host memory: copied region by region
+            ins, copies = source
+            in_dev = pool("in_dev", in_size)
+        else:
+            ins = self._buffers["in_stage"] if resident else pool("in_stage", in_size)
+            in_dev = ins if ins.device_local else pool("in_dev", in_size)
+            copies = None
         device_buffer = None
         if device_out:
             out_dev = device_buffer = self.device.create_buffer(
@@ -685,7 +697,7 @@ class GpuDecoder:
         clock = self.device.tile_clock
         sts = pool("status", 4 + 4 * n + (16 * tiles if clock else 0))
 
-        if not resident and not staged:
+        if not resident and not staged and source is None:
             m = ins.mapping
             for rec in records:
                 m[rec[1]: rec[1] + rec[2]] = views[rec[0]]
@@ -710,10 +722,10 @@ class GpuDecoder:
         cmd = self._cmd
         # A batch with the same shape as the last one resubmits the recorded command buffer.
         key = (bound, in_size, out_size, tiles, n, method, device_out, resident, out_host is not None,
-               order is not None)
+               order is not None, copies)
         if method != "shader" or key != self._recorded:
             self._record(cmd, key, ins, in_dev, out_dev, out_host, records, in_size, out_size, tiles, n, method,
-                         resident, device_out, order is not None)
+                         resident, device_out, order is not None, copies)
         result: dict = {"dispatch": None, "submit": 0.0}
         self._status_clean = False
         self._submit_and_wait(cmd, spin=tiles <= SPIN_MAX_TILES, result=result)
@@ -761,13 +773,16 @@ class GpuDecoder:
         self._bound = bound
 
     def _record(self, cmd, key, ins, in_dev, out_dev, out_host, records, in_size, out_size, tiles, n, method,
-                resident, device_out, ordered=False) -> None:
+                resident, device_out, ordered=False, copies=None) -> None:
         vk = self.vk
         self._recorded = None
         vk.vkResetCommandBuffer(cmd, 0)
         begin = vk.VkCommandBufferBeginInfo(sType=vk.VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, flags=0)
         vk.vkBeginCommandBuffer(cmd, begin)
-        if in_dev is not ins and not resident:
+        if copies is not None:
+            regions = [vk.VkBufferCopy(srcOffset=s, dstOffset=d, size=size) for s, d, size in copies]
+            vk.vkCmdCopyBuffer(cmd, ins.handle, in_dev.handle, len(regions), regions)
+        elif in_dev is not ins and not resident:
             region = vk.VkBufferCopy(srcOffset=0, dstOffset=0, size=in_size)
             vk.vkCmdCopyBuffer(cmd, ins.handle, in_dev.handle, 1, [region])
         to_compute = vk.VkMemoryBarrier(

@@ -12,6 +12,7 @@ a local variable until the call returns (inline temporaries can be freed too ear
 from __future__ import annotations
 
 import os
+from typing import Any
 import threading
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from .errors import GpuUnavailable
 ENV_DEVICE = "DSD_VULKAN_DEVICE"
 ENV_VALIDATION = "DSD_VULKAN_VALIDATION"
 ENV_PIPELINE_STATS = "DSD_GPU_PIPELINE_STATS"
+ENV_HOST_IMPORT = "DSD_GPU_HOST_IMPORT"  # 0 turns off importing the GPU route's host memory
 VALIDATION_LAYER = "VK_LAYER_KHRONOS_validation"
 WHOLE_SIZE = 0xFFFFFFFFFFFFFFFF
 
@@ -220,6 +222,15 @@ class VulkanDevice:
         self.memory_model = bool(f12.vulkanMemoryModel and f12.vulkanMemoryModelDeviceScope)
         self.nv_decompression = bool(nvf is not None and nvf.memoryDecompression and self.buffer_device_address)
         self.external_fd = "VK_KHR_external_memory_fd" in exts
+        # Host memory the daemon mapped itself (the GPU route's memfd) imported as a Vulkan buffer,
+        # so the GPU copies from it without a CPU copy into a staging buffer first.
+        self.host_import_alignment = 0
+        if "VK_EXT_external_memory_host" in exts and os.environ.get(ENV_HOST_IMPORT, "1") != "0":
+            hp = vk.VkPhysicalDeviceExternalMemoryHostPropertiesEXT(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT)
+            p2h = vk.VkPhysicalDeviceProperties2(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, pNext=hp)
+            vk.vkGetPhysicalDeviceProperties2(self.physical, p2h)
+            self.host_import_alignment = int(hp.minImportedHostPointerAlignment)
         # Profiling only (DSD_GPU_PIPELINE_STATS=1): the driver's compile statistics of the
         # decode pipeline (registers, shared memory...), GpuDecoder.pipeline_statistics().
         self.pipeline_stats = ("VK_KHR_pipeline_executable_properties" in exts
@@ -302,6 +313,8 @@ class VulkanDevice:
             exts.append("VK_NV_memory_decompression")
         if self.external_fd:
             exts.append("VK_KHR_external_memory_fd")
+        if self.host_import_alignment:
+            exts += ["VK_KHR_external_memory", "VK_EXT_external_memory_host"]
         pef = None
         if self.pipeline_stats:
             pef = vk.VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR(
@@ -445,6 +458,47 @@ class VulkanDevice:
             handleType=vk.VK_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD_BIT,
         )
         return int(get_fd(self.device, info))
+
+    def import_host(self, memory: Any, usage: int) -> Buffer:
+        """`memory` (a writable, page-aligned buffer the caller keeps alive and mapped, e.g. an
+        mmap) as a Vulkan buffer on the same bytes (VK_EXT_external_memory_host): the GPU reads
+        and writes it directly. Its length must be a multiple of host_import_alignment."""
+        vk = self.vk
+        align = self.host_import_alignment
+        if not align:
+            raise GpuUnavailable("device lacks VK_EXT_external_memory_host")
+        pointer = vk.ffi.from_buffer(memory)
+        size = len(memoryview(memory).cast("B"))
+        if int(vk.ffi.cast("uintptr_t", pointer)) % align or size % align or not size:
+            raise GpuUnavailable(f"host memory at {int(vk.ffi.cast('uintptr_t', pointer)):#x}, {size} bytes, is not "
+                                 f"aligned to {align} bytes for import")
+        handle_type = vk.VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT
+        # our own output struct: the wrapper's would leave sType unset (a validation error)
+        props = vk.ffi.new("VkMemoryHostPointerPropertiesEXT*")
+        props.sType = vk.VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT
+        get_props = vk.vkGetDeviceProcAddr(self.device, "vkGetMemoryHostPointerPropertiesEXT")
+        get_props(self.device, handle_type, pointer, props)
+        ext_info = vk.VkExternalMemoryBufferCreateInfo(sType=vk.VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+                                                       handleTypes=handle_type)
+        bci = vk.VkBufferCreateInfo(sType=vk.VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, pNext=ext_info, size=size,
+                                    usage=usage, sharingMode=vk.VK_SHARING_MODE_EXCLUSIVE)
+        handle = vk.vkCreateBuffer(self.device, bci, None)
+        try:
+            req = vk.vkGetBufferMemoryRequirements(self.device, handle)
+            bits = int(props.memoryTypeBits) & int(req.memoryTypeBits)
+            # coherent: the host's writes need no flush (the memory is never mapped through Vulkan)
+            mtype = self._memory_type(bits, vk.VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | vk.VK_MEMORY_PROPERTY_HOST_COHERENT_BIT)
+            info = vk.VkImportMemoryHostPointerInfoEXT(sType=vk.VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+                                                       handleType=handle_type, pHostPointer=pointer)
+            mai = vk.VkMemoryAllocateInfo(sType=vk.VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, pNext=info,
+                                          allocationSize=size, memoryTypeIndex=mtype)
+            mem = vk.vkAllocateMemory(self.device, mai, None)
+        except Exception as exc:
+            vk.vkDestroyBuffer(self.device, handle, None)
+            raise GpuUnavailable(f"cannot import {size} bytes of host memory: {exc!r}") from exc
+        vk.vkBindBufferMemory(self.device, handle, mem, 0)
+        # mapping stays None: the caller reads and writes its own view of these bytes
+        return Buffer(handle, mem, size, True, False, None, 0, mtype, size)
 
     def close(self) -> None:
         vk = self.vk
