@@ -82,7 +82,6 @@ struct uring_ring {
     int stop_cancel_sent;
     struct dsd_io_req *retire[RETIRE_BATCH];
     size_t nretire;
-    bool holding;   /* completions reported without an eventfd write (see flush_retire) */
     struct { uint64_t direct, buffered, shorts, retries, fixed_files, fixed_bufs; } k;
     /* registered tables: generation installed at each slot (0 none, odd = refused) */
     int files_ok, bufs_ok;
@@ -129,16 +128,16 @@ static void flush_retire(struct uring_ring *r)
     if (r->nretire == 0)
         return;
     atomic_fetch_sub_explicit(&r->load, (unsigned)r->nretire, memory_order_relaxed);
-    if (dsd_io_retire_held(r->e, r->retire, r->nretire, r->e->cfg.coalesce != DSD_IO_COALESCE_OFF))
-        r->holding = true;
+    dsd_io_retire_held(r->e, r->retire, r->nretire, r->e->cfg.coalesce != DSD_IO_COALESCE_OFF);
     r->nretire = 0;
 }
 
+/* Lets go of whatever the engine holds, this ring's or another's: the ring that decides to stop
+ * waiting may not be the one that held them (it slept while another worked, then that one
+ * blocked on its own reads). */
 static void signal_held(struct uring_ring *r)
 {
-    if (r->holding)
-        dsd_io_signal_held(r->e);
-    r->holding = false;
+    dsd_io_signal_held(r->e);
 }
 
 static void retire_one(struct uring_ring *r, struct dsd_io_req *q)
