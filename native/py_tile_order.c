@@ -39,21 +39,18 @@ static PyObject *py_tile_order(PyObject *self, PyObject *arg)
             goto done;
         if (PyObject_GetBuffer(data, &views[k], PyBUF_SIMPLE) < 0)
             goto done;
-        if (n == 0 || n > 0xFFFF || last == 0 || last > 65536 || (size_t)views[k].len < 8 + 4 * (size_t)n) {
-            PyErr_Format(PyExc_ValueError, "tile_order: stream %zd: %lu tiles (last %lu bytes) do not fit its %zd bytes",
-                         k, n, last, views[k].len);
-            goto done;
-        }
-        streams[k] = (struct dsd_tile_stream){views[k].buf, (size_t)views[k].len, (uint32_t)n, (uint32_t)last};
-        total += n;
+        streams[k] = (struct dsd_tile_stream){views[k].buf, (size_t)views[k].len, n, last};
+        if (n <= 0xFFFF)
+            total += n; /* a larger count is refused below, by dsd_tile_order */
     }
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * total));
     if (result == NULL)
         goto done;
     uint32_t *out = (uint32_t *)PyBytes_AS_STRING(result); /* bytes data is suitably aligned */
     long got;
+    size_t bad = 0;
     Py_BEGIN_ALLOW_THREADS
-    got = dsd_tile_order(streams, (size_t)count, out, total);
+    got = dsd_tile_order(streams, (size_t)count, out, total, &bad);
     if (got > 0 && *(const uint8_t *)&(uint16_t){1} == 0) /* big-endian host: words go out little-endian */
         for (long i = 0; i < got; i++)
             out[i] = __builtin_bswap32(out[i]);
@@ -62,8 +59,12 @@ static PyObject *py_tile_order(PyObject *self, PyObject *arg)
         Py_CLEAR(result);
         if (got == -ENOMEM)
             PyErr_NoMemory();
+        else if (bad < (size_t)count)
+            PyErr_Format(PyExc_ValueError, "tile_order: stream %zu: %llu tiles (last %llu bytes) do not fit its %zu bytes",
+                         bad, (unsigned long long)streams[bad].num_tiles, (unsigned long long)streams[bad].last_size,
+                         streams[bad].len);
         else
-            PyErr_SetString(PyExc_ValueError, "tile_order: a stream's table does not fit");
+            PyErr_SetString(PyExc_ValueError, "tile_order: more tiles than the batch holds");
     }
 done:
     for (Py_ssize_t k = 0; views != NULL && k < count; k++)

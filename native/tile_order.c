@@ -34,28 +34,36 @@ static uint32_t le32(const uint8_t *p)
 static void key_stream(const struct dsd_tile_stream *s, uint32_t base, struct keyed_tile *keys)
 {
     const uint8_t *table = s->data + HEADER_BYTES;
-    for (uint32_t i = 0; i < s->num_tiles; i++) {
+    uint32_t n = (uint32_t)s->num_tiles; /* checked: 1..65535 */
+    for (uint32_t i = 0; i < n; i++) {
         uint32_t start = i == 0 ? 0 : le32(table + 4 * (size_t)i);
-        uint32_t end = i + 1 < s->num_tiles ? le32(table + 4 * (size_t)(i + 1)) : start + le32(table);
+        uint32_t end = i + 1 < n ? le32(table + 4 * (size_t)(i + 1)) : start + le32(table);
         uint64_t in = end >= start ? end - start : 0;
-        uint64_t out = i + 1 < s->num_tiles ? TILE_BYTES : s->last_size;
+        uint64_t out = i + 1 < n ? TILE_BYTES : s->last_size;
         keys[base + i].cost = out * out / (in ? in : 1);
         keys[base + i].index = base + i;
     }
 }
 
-long dsd_tile_order(const struct dsd_tile_stream *streams, size_t count, uint32_t *out, size_t out_cap)
+long dsd_tile_order(const struct dsd_tile_stream *streams, size_t count, uint32_t *out, size_t out_cap,
+                    size_t *bad)
 {
     uint64_t total = 0;
     for (size_t k = 0; k < count; k++) {
         const struct dsd_tile_stream *s = &streams[k];
         if (s->num_tiles == 0 || s->num_tiles > 0xFFFF || s->last_size == 0 || s->last_size > TILE_BYTES ||
-            s->data == NULL || s->len < HEADER_BYTES + 4 * (size_t)s->num_tiles)
+            s->data == NULL || s->len < HEADER_BYTES + 4 * (size_t)s->num_tiles) {
+            if (bad != NULL)
+                *bad = k;
             return -EINVAL;
+        }
         total += s->num_tiles;
     }
-    if (total > out_cap || total > UINT32_MAX)
+    if (total > out_cap) {
+        if (bad != NULL)
+            *bad = count;
         return -EINVAL;
+    }
     if (total == 0)
         return 0;
     struct keyed_tile *keys = malloc((size_t)total * sizeof(*keys));
@@ -64,7 +72,7 @@ long dsd_tile_order(const struct dsd_tile_stream *streams, size_t count, uint32_
     uint32_t base = 0;
     for (size_t k = 0; k < count; k++) {
         key_stream(&streams[k], base, keys);
-        base += streams[k].num_tiles;
+        base += (uint32_t)streams[k].num_tiles;
     }
     qsort(keys, (size_t)total, sizeof(*keys), costlier_first);
     for (uint64_t i = 0; i < total; i++)

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uint32_t *out = malloc((total ? total : 1) * sizeof(*out));
     if (out != NULL) {
-        long got = dsd_tile_order(streams, count, out, total);
+        long got = dsd_tile_order(streams, count, out, total, NULL);
         if (got >= 0) {
             if ((size_t)got != total)
                 abort(); /* a valid call orders every tile */
