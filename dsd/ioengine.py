@@ -15,6 +15,8 @@ and ``dsd bench io`` agree on them; docs/io-engine.md lists every setting and th
     DSD_IO_COALESCE     auto | off | halves | bursts: when io_uring completions wake the reaper
                         (default auto: bursts in the daemon, halves for direct engine users;
                         0 = off, 1 = auto)
+    DSD_IO_MAPPED       auto | off: reads whose pages are in the page cache are copied from a
+                        mapping of the file instead of read by the backend (default auto)
     DSD_STAGING_BYTES   staging buffer for compressed requests, bytes, 0..2**40 (default 32 MiB)
     DSD_IO_CODEC_WORKERS  codec threads, 0 = one per online core (default 0)
 """
@@ -63,6 +65,7 @@ class IoSettings:
     staging_bytes: int = STAGING_DEFAULT
     codec_workers: int = 0
     coalesce: str = "auto"
+    mapped: str = "auto"
 
     def engine_kwargs(self, *, coalesce_auto: str = "halves") -> dict[str, Any]:
         """The keywords for ``IoEngine``; ``coalesce_auto`` is what "auto" means for this caller
@@ -83,6 +86,7 @@ _ENV = {
     "staging_bytes": "DSD_STAGING_BYTES",
     "codec_workers": "DSD_IO_CODEC_WORKERS",
     "coalesce": "DSD_IO_COALESCE",
+    "mapped": "DSD_IO_MAPPED",
 }
 
 _overrides: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("dsd_io_overrides", default={})
@@ -92,7 +96,7 @@ def _parse(name: str, raw: Any, origin: str) -> Any:
     def bad(expected: str) -> ValueError:
         return ValueError(f"{origin}: {raw!r} is not {expected}")
 
-    if name in ("backend", "direct", "register", "coalesce"):
+    if name in ("backend", "direct", "register", "coalesce", "mapped"):
         choices = {"backend": BACKENDS, "coalesce": COALESCE_MODES}.get(name, DIRECT_MODES)
         value = str(raw).strip().lower()
         if name == "coalesce":  # the 0 | 1 of earlier releases, and booleans

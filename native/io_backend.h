@@ -153,6 +153,7 @@ struct dsd_io_engine {
     atomic_uint_fast64_t n_submitted, n_in_flight;
     atomic_uint_fast64_t n_direct, n_buffered, n_short, n_retries, n_fixed_files, n_fixed_bufs;
     atomic_uint_fast64_t n_writes, n_bytes_written, n_fsyncs, n_decoded, n_decode_failures, n_encoded, n_copies;
+    atomic_uint_fast64_t n_mapped, n_mapped_redone;
 };
 
 /* The longest a finished request waits, held back with others of its burst, before the reaper
@@ -218,5 +219,25 @@ static inline int dsd_io_pick_fd(const struct dsd_io_engine *e, struct dsd_io_fi
 }
 
 unsigned dsd_io_online_cpus(void);
+
+/* Synchronous transfers (io_sync.c): the pread pool, and the mapped path's fallback. */
+struct dsd_io_sync_counters {
+    uint64_t direct, buffered, shorts, retries;
+};
+/* Reads (writes) r completely with pread (pwrite) from r->done on, or records why not. */
+void dsd_io_transfer_sync(struct dsd_io_engine *e, struct dsd_io_req *r, struct dsd_io_sync_counters *k);
+void dsd_io_sync_counters_flush(struct dsd_io_engine *e, const struct dsd_io_sync_counters *k);
+
+/* The mapped read path (io_mapped.c), used by both backends on requests they claimed:
+ * take() copies a read whose pages were cached out of the file's mapping (true: the backend must
+ * not read it, but collect it); confirm() then settles a batch of taken reads (one fstat per file:
+ * a read the file no longer covers, or whose copy faulted, is redone with pread) before the
+ * backend retires them. `now` is dsd_io_mapped_clock(), read once per batch. */
+uint64_t dsd_io_mapped_clock(void);
+bool dsd_io_mapped_take(struct dsd_io_engine *e, struct dsd_io_req *q, uint64_t now);
+void dsd_io_mapped_confirm(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n);
+/* Starts loading the first lines of q's source if its file is mapped (before taking the read
+ * ahead of it): a random 4 KiB copy waits mostly on its first cache misses. */
+void dsd_io_mapped_prefetch(const struct dsd_io_req *q);
 
 #endif

@@ -6,17 +6,15 @@
  * parallelism. Same executor contract as a backend (io_backend.h): claim, work, retire.
  *
  * Client regions are shared memory the client could truncate behind our back; the CPU touching
- * such a page gets SIGBUS. Every job therefore runs under a fault guard: a SIGBUS handler that
- * jumps back out of the job (which then fails with EFAULT) when the faulting thread is a codec
- * worker inside a job, and hands every other SIGBUS to whatever handler was there before.
+ * such a page gets SIGBUS. Every job therefore runs under the fault guard (fault_guard.h): a
+ * SIGBUS on a worker inside a job jumps back out of it, and the job fails with EFAULT.
  */
 #define _GNU_SOURCE
 #include "io_backend.h"
 #include "io_workq.h"
+#include "fault_guard.h"
 
 #include <errno.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,45 +63,6 @@ int dsd_io_codec_level_ok(int compression, int level)
     if (compression == DSD_COMPRESSION_ZSTD)
         return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
     return 1;
-}
-
-/* ---- fault guard ---- */
-
-static __thread sigjmp_buf *fault_jump;
-static struct sigaction previous_sigbus;
-static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
-static int guard_installed;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-    sigjmp_buf *j = fault_jump;
-    if (j != NULL) {
-        fault_jump = NULL;
-        siglongjmp(*j, 1);
-    }
-    /* not a codec job: whatever handled SIGBUS before us does (faulthandler, the default) */
-    if (previous_sigbus.sa_flags & SA_SIGINFO) {
-        if (previous_sigbus.sa_sigaction != NULL) {
-            previous_sigbus.sa_sigaction(sig, si, uc);
-            return;
-        }
-    } else if (previous_sigbus.sa_handler == SIG_IGN) {
-        return;
-    } else if (previous_sigbus.sa_handler != SIG_DFL) {
-        previous_sigbus.sa_handler(sig);
-        return;
-    }
-    signal(SIGBUS, SIG_DFL); /* returning re-runs the access, which now gets the default action */
-}
-
-static void install_guard(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    guard_installed = sigaction(SIGBUS, &sa, &previous_sigbus) == 0;
 }
 
 /* ---- jobs ---- */
@@ -292,16 +251,23 @@ static void run_job(struct codec_worker *w, struct dsd_io_req *r)
     }
 }
 
-/* run_job under the fault guard; kept tiny so nothing live crosses the jump. */
+struct job {
+    struct codec_worker *w;
+    struct dsd_io_req *r;
+};
+
+static void job_thunk(void *arg)
+{
+    struct job *j = arg;
+    run_job(j->w, j->r);
+}
+
+/* run_job under the fault guard (fault_guard.h). */
 static void guarded_job(struct codec_worker *w, struct dsd_io_req *r)
 {
-    sigjmp_buf jb;
-    if (sigsetjmp(jb, 0) == 0) { /* SA_NODEFER: the handler leaves the mask alone */
-        fault_jump = guard_installed ? &jb : NULL;
-        run_job(w, r);
-        fault_jump = NULL;
+    struct job j = {w, r};
+    if (dsd_fault_guard_run(job_thunk, &j))
         return;
-    }
     /* a client region lost its pages under us; the contexts may be half-way: start afresh */
     forget_contexts(w);
     fail_msg(r, DSD_REASON_IO, EFAULT, "a region's memory went away during the job (shared memory truncated?)");
@@ -351,7 +317,7 @@ int dsd_io_codec_start(struct dsd_io_engine *e, unsigned threads, struct dsd_io_
         snprintf(reason, reason_len, "out of memory");
         return -ENOMEM;
     }
-    pthread_once(&guard_once, install_guard);
+    dsd_fault_guard_install(); /* failing that, jobs run unguarded, as they would have to anyway */
     p->e = e;
     dsd_io_workq_init(&p->q);
     for (unsigned i = 0; i < threads; i++) {

@@ -1142,7 +1142,8 @@ int dsd_io_engine_new(const struct dsd_io_config *cfg, struct dsd_io_engine **ou
         reason[0] = '\0';
     if (cfg->backend < DSD_IO_BACKEND_AUTO || cfg->backend > DSD_IO_BACKEND_POSIX ||
         (cfg->direct != DSD_IO_DIRECT_AUTO && cfg->direct != DSD_IO_DIRECT_OFF) ||
-        (cfg->register_mode != DSD_IO_REGISTER_AUTO && cfg->register_mode != DSD_IO_REGISTER_OFF) || cfg->queue_depth > 4096 ||
+        (cfg->register_mode != DSD_IO_REGISTER_AUTO && cfg->register_mode != DSD_IO_REGISTER_OFF) ||
+        (cfg->mapped != DSD_IO_MAPPED_AUTO && cfg->mapped != DSD_IO_MAPPED_OFF) || cfg->queue_depth > 4096 ||
         cfg->workers > 256 || cfg->codec_workers > 256 || cfg->staging_bytes > DSD_IO_STAGING_MAX) {
         snprintf(reason, reason_len, "invalid engine configuration");
         return -EINVAL;
@@ -1301,6 +1302,8 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->decode_failures = atomic_load(&e->n_decode_failures);
     s->encoded = atomic_load(&e->n_encoded);
     s->copies = atomic_load(&e->n_copies);
+    s->mapped_reads = atomic_load(&e->n_mapped);
+    s->mapped_redone = atomic_load(&e->n_mapped_redone);
     s->codec_workers = e->cfg.codec_workers;
     s->submitted = atomic_load(&e->n_submitted);
     s->in_flight = atomic_load(&e->n_in_flight);
@@ -1316,5 +1319,6 @@ void dsd_io_engine_stats(struct dsd_io_engine *e, struct dsd_io_stats *s)
     s->direct = e->cfg.direct;
     s->register_mode = e->cfg.register_mode;
     s->coalesce = e->cfg.coalesce;
+    s->mapped = e->cfg.mapped;
     s->backend = e->ops->name;
 }

@@ -45,6 +45,12 @@ struct dsd_io_config {
     uint64_t staging_bytes; /* staging arena; 0 = none (every compressed request is TOO_LARGE) */
     unsigned codec_workers; /* codec threads; 0 = one per online core */
     int coalesce;           /* enum dsd_io_coalesce: when finished requests wake the reaper (io_uring) */
+    int mapped;             /* enum dsd_io_mapped_mode */
+};
+
+enum dsd_io_mapped_mode {
+    DSD_IO_MAPPED_AUTO = 0, /* reads whose pages are cached are copied from a mapping of the file (io_mapped.c) */
+    DSD_IO_MAPPED_OFF = 1,  /* every read goes through the backend (pread, io_uring) */
 };
 
 /* When the io_uring rings wake the reaper for finished requests (dsd_io_retire_held): each
@@ -84,6 +90,8 @@ struct dsd_io_stats {
     uint64_t decode_failures; /* ... that failed with DECOMPRESS */
     uint64_t encoded;        /* compressed writes encoded OK */
     uint64_t copies;         /* MEMORY-source copies done */
+    uint64_t mapped_reads;   /* reads copied from the page cache through a mapping of the file */
+    uint64_t mapped_redone;  /* ... whose file shrank meanwhile: redone with pread */
     uint64_t staging_bytes;  /* the limit */
     uint64_t staging_in_use; /* bytes of staging held now */
     uint64_t staging_peak;
@@ -96,6 +104,7 @@ struct dsd_io_stats {
     int direct;
     int register_mode;
     int coalesce;
+    int mapped;
     const char *backend;  /* "uring" or "posix" */
 };
 

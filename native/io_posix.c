@@ -10,7 +10,6 @@
 #include "io_workq.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,69 +23,6 @@ struct posix_pool {
     struct dsd_io_workq q;
     pthread_t threads[];
 };
-
-struct read_counters {
-    uint64_t direct, buffered, shorts, retries;
-};
-
-/* Reads (writes) r completely, or records why not. Shared logic with io_uring's completion
- * handling: short transfers continue, EINTR/EAGAIN retry, an O_DIRECT EINVAL falls back to the
- * page cache. A write that moves nothing is retried a bounded number of times, then EIO. */
-static void transfer_request(struct dsd_io_engine *e, struct dsd_io_req *r, struct read_counters *k)
-{
-    unsigned again = 0;
-    bool writing = r->op == DSD_OP_WRITE;
-    while (r->done < r->size) {
-        if (atomic_load_explicit(&r->cancel_requested, memory_order_relaxed)) {
-            dsd_io_req_set(r, DSD_STATUS_CANCELLED, DSD_REASON_CANCELLED, ECANCELED);
-            return;
-        }
-        uint8_t direct;
-        uint64_t off = r->offset + r->done;
-        uint8_t *buf = r->buf + r->done;
-        uint32_t len = r->size - r->done;
-        int fd = dsd_io_pick_fd(e, r->file, off, buf, len, &direct);
-        if (direct)
-            k->direct++;
-        else
-            k->buffered++;
-        ssize_t n = writing ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            int err = errno;
-            if ((err == EINTR || err == EAGAIN) && again++ < EAGAIN_RETRIES) {
-                k->retries++;
-                if (err == EAGAIN)
-                    sched_yield();
-                continue;
-            }
-            if (direct && err == EINVAL) {
-                /* the filesystem takes O_DIRECT opens but not these transfers: page cache from now on */
-                atomic_store(&r->file->direct_broken, 1);
-                k->retries++;
-                continue;
-            }
-            dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, err);
-            return;
-        }
-        if (n == 0) {
-            if (writing) {
-                if (again++ < EAGAIN_RETRIES) {
-                    k->retries++;
-                    continue;
-                }
-                dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, EIO);
-                return;
-            }
-            /* the file ended before the range did (truncated after submit) */
-            dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_EOF, 0);
-            return;
-        }
-        r->done += (uint32_t)n;
-        if (r->done < r->size)
-            k->shorts++;
-    }
-    dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
-}
 
 static void fsync_request(struct dsd_io_req *r)
 {
@@ -113,23 +49,28 @@ static void *posix_worker(void *arg)
         if (n == 0)
             break;
 
-        struct read_counters k = {0};
+        struct dsd_io_sync_counters k = {0};
+        struct dsd_io_req *mapped[POSIX_BATCH];
+        size_t nmapped = 0;
+        uint64_t now = dsd_io_mapped_clock();
         for (size_t i = 0; i < n; i++) {
             struct dsd_io_req *r = batch[i];
+            if (i + 1 < n)
+                dsd_io_mapped_prefetch(batch[i + 1]);
             if (!dsd_io_req_claim(r))
                 continue; /* cancelled while queued: already reported */
             if (stopping)
                 dsd_io_req_shutdown(r);
             else if (r->op == DSD_OP_FSYNC)
                 fsync_request(r);
+            else if (dsd_io_mapped_take(e, r, now))
+                mapped[nmapped++] = r;
             else
-                transfer_request(e, r, &k);
+                dsd_io_transfer_sync(e, r, &k);
         }
+        dsd_io_mapped_confirm(e, mapped, nmapped);
         /* counters before retire: whoever sees the request done sees its counts too */
-        atomic_fetch_add_explicit(&e->n_direct, k.direct, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->n_buffered, k.buffered, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->n_short, k.shorts, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->n_retries, k.retries, memory_order_relaxed);
+        dsd_io_sync_counters_flush(e, &k);
         dsd_io_retire(e, batch, n);
     }
     return NULL;

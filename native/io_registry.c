@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "io_registry.h"
+#include "io_mapped.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +149,7 @@ void dsd_io_file_put(struct dsd_io_file *f)
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     dsd_io_slot_release(&f->slot); /* rings drop their registered copies first */
+    dsd_io_mapping_free(atomic_load_explicit(&f->mapping, memory_order_acquire));
     close(f->fd);
     if (f->fd_direct >= 0)
         close(f->fd_direct);

@@ -17,6 +17,8 @@
 
 #include "io_slots.h"
 
+struct dsd_io_mapping;
+
 struct dsd_io_file {
     atomic_uint refs;
     uint32_t id;
@@ -30,6 +32,8 @@ struct dsd_io_file {
     uint64_t size_seq;        /* registry batch in which `size` was sampled (under reg lock) */
     uint64_t size;
     struct dsd_io_slot_ref slot; /* io_uring registered-file slot (io_slots.h) */
+    _Atomic(struct dsd_io_mapping *) mapping; /* the mapped read path's state (io_mapped.h), made on first use */
+    atomic_int map_refused;   /* the file could not be mapped: the path leaves it alone */
 };
 
 struct dsd_io_region {

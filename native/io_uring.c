@@ -29,6 +29,7 @@
 #define UD_CANCEL 2u /* an ASYNC_CANCEL we sent: its own result does not matter */
 #define EXTRA_SQES 16u
 #define RETIRE_BATCH 256
+#define MAPPED_BATCH 64
 #define MAX_RETRIES 1000
 #define FILE_PAIRS_MAX 1024u            /* registered-file slots: one per fd (buffered, O_DIRECT) */
 #define BUF_SLOTS 256u                  /* registered-buffer slots (regions) */
@@ -82,6 +83,8 @@ struct uring_ring {
     int stop_cancel_sent;
     struct dsd_io_req *retire[RETIRE_BATCH];
     size_t nretire;
+    struct dsd_io_req *mapped[MAPPED_BATCH]; /* copied by the mapped path, to confirm (io_mapped.c) */
+    size_t nmapped;
     struct { uint64_t direct, buffered, shorts, retries, fixed_files, fixed_bufs; } k;
     /* registered tables: generation installed at each slot (0 none, odd = refused) */
     int files_ok, bufs_ok;
@@ -145,6 +148,15 @@ static void retire_one(struct uring_ring *r, struct dsd_io_req *q)
     r->retire[r->nretire++] = q;
     if (r->nretire == RETIRE_BATCH)
         flush_retire(r);
+}
+
+/* Reads the mapped path copied: confirmed together (one fstat per file), then retired. */
+static void flush_mapped(struct uring_ring *r)
+{
+    dsd_io_mapped_confirm(r->e, r->mapped, r->nmapped);
+    for (size_t i = 0; i < r->nmapped; i++)
+        retire_one(r, r->mapped[i]);
+    r->nmapped = 0;
 }
 
 static struct io_uring_sqe *get_sqe(struct uring_ring *r)
@@ -417,6 +429,7 @@ static void purge_backlog(struct uring_ring *r)
 static void fill(struct uring_ring *r, int stop)
 {
     unsigned qd = r->e->cfg.queue_depth;
+    uint64_t now = dsd_io_mapped_clock();
     while (r->bl_head && (stop || r->inflight < qd)) {
         struct dsd_io_req *q = r->bl_head;
         r->bl_head = q->next;
@@ -439,13 +452,21 @@ static void fill(struct uring_ring *r, int stop)
             continue;
         }
         q->error = 0; /* retry counter until the result is set */
-        if (prep_read(r, q)) {
+        if (r->bl_head)
+            dsd_io_mapped_prefetch(r->bl_head);
+        if (dsd_io_mapped_take(r->e, q, now)) {
+            /* done already, without the kernel: it takes no queue slot */
+            r->mapped[r->nmapped++] = q;
+            if (r->nmapped == MAPPED_BATCH)
+                flush_mapped(r);
+        } else if (prep_read(r, q)) {
             r->inflight++;
             submit_direct(r, q);
         } else {
             retire_one(r, q);
         }
     }
+    flush_mapped(r);
 }
 
 /* An O_DIRECT read or write goes to the kernel at once, in its own io_uring_enter: several SQEs

@@ -376,15 +376,15 @@ static int parse_choice(const char *what, const char *s, const char *const *name
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"backend", "workers", "queue_depth", "sqpoll", "direct", "register", "staging_bytes",
-                             "codec_workers", "coalesce", NULL};
+                             "codec_workers", "coalesce", "mapped", NULL};
     static const char *const backends[] = {"auto", "uring", "posix", NULL};
     static const char *const directs[] = {"auto", "off", NULL, NULL};
     static const char *const coalesces[] = {"off", "halves", "bursts", NULL}; /* enum dsd_io_coalesce */
-    const char *backend = "auto", *direct = "auto", *reg = "auto", *coalesce = "halves";
+    const char *backend = "auto", *direct = "auto", *reg = "auto", *coalesce = "halves", *mapped = "auto";
     int workers = 0, qd = 64, sqpoll = 0, codec_workers = 0;
     long long staging = DSD_IO_STAGING_DEFAULT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLis:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
-                                     &direct, &reg, &staging, &codec_workers, &coalesce))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$siipssLiss:IoEngine", kwlist, &backend, &workers, &qd, &sqpoll,
+                                     &direct, &reg, &staging, &codec_workers, &coalesce, &mapped))
         return NULL;
     if (staging < 0 || (unsigned long long)staging > DSD_IO_STAGING_MAX)
         return PyErr_Format(PyExc_ValueError, "staging_bytes must be in [0, 2**40], not %lld", staging);
@@ -394,7 +394,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (parse_choice("backend", backend, backends, &cfg.backend) < 0 ||
         parse_choice("direct", direct, directs, &cfg.direct) < 0 ||
         parse_choice("register", reg, directs, &cfg.register_mode) < 0 ||
-        parse_choice("coalesce", coalesce, coalesces, &cfg.coalesce) < 0)
+        parse_choice("coalesce", coalesce, coalesces, &cfg.coalesce) < 0 ||
+        parse_choice("mapped", mapped, directs, &cfg.mapped) < 0) /* enum dsd_io_mapped_mode: auto, off */
         return NULL;
     if (workers < 0 || workers > 256)
         return PyErr_Format(PyExc_ValueError, "workers must be in [0, 256], not %d", workers);
@@ -604,8 +605,10 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     PyObject *coal = PyUnicode_FromString(s.coalesce == DSD_IO_COALESCE_BURSTS   ? "bursts"
                                           : s.coalesce == DSD_IO_COALESCE_HALVES ? "halves"
                                                                                  : "off");
-    int bad = backend == NULL || reason == NULL || direct == NULL || regm == NULL || coal == NULL ||
-              PyDict_SetItemString(d, "register", regm) < 0 ||
+    PyObject *mapm = PyUnicode_FromString(s.mapped == DSD_IO_MAPPED_AUTO ? "auto" : "off");
+    int bad = backend == NULL || reason == NULL || direct == NULL || regm == NULL || coal == NULL || mapm == NULL ||
+              PyDict_SetItemString(d, "register", regm) < 0 || PyDict_SetItemString(d, "mapped", mapm) < 0 ||
+              dict_set_u64(d, "mapped_reads", s.mapped_reads) < 0 || dict_set_u64(d, "mapped_redone", s.mapped_redone) < 0 ||
               PyDict_SetItemString(d, "backend", backend) < 0 || PyDict_SetItemString(d, "backend_reason", reason) < 0 ||
               PyDict_SetItemString(d, "direct", direct) < 0 || PyDict_SetItemString(d, "sqpoll", s.sqpoll ? Py_True : Py_False) < 0 ||
               PyDict_SetItemString(d, "coalesce", coal) < 0 ||
@@ -633,6 +636,7 @@ static PyObject *engine_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_XDECREF(direct);
     Py_XDECREF(regm);
     Py_XDECREF(coal);
+    Py_XDECREF(mapm);
     if (bad) {
         Py_DECREF(d);
         return NULL;
@@ -735,7 +739,7 @@ static PyTypeObject EngineType = {
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
     .tp_doc = "IoEngine(*, backend='auto', workers=0, queue_depth=64, sqpoll=False, direct='auto', register='auto',\n"
-              "         staging_bytes=32 MiB, codec_workers=0, coalesce='halves'):\n"
+              "         staging_bytes=32 MiB, codec_workers=0, coalesce='halves', mapped='auto'):\n"
               "runs packed request batches (reads, writes, fsync; GDeflate/Zstandard; FILE or MEMORY sources)\n"
               "against registered files and regions (io_uring rings or a pread/pwrite pool, plus codec threads).",
 };

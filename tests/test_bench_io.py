@@ -21,11 +21,18 @@ def test_bench_io_json(tmp_path, capsys):
     assert "rand-4k-qd64-pagecache" in report["cases"]
     for case in report["cases"].values():
         figures = case["contenders"]
-        assert set(figures) == {"fio", "dsd-uring", "dsd-posix"}
+        assert set(figures) == {"fio", "dsd-uring", "dsd-uring-nomap", "dsd-posix"}
         assert figures["dsd-posix"]["IOPS"] > 0
+        assert "mapped_reads=0" in figures["dsd-posix"]["note"]
         if report["io_uring"]["usable"]:
             assert figures["dsd-uring"]["IOPS"] > 0
             assert "dsd-uring/dsd-posix IOPS" in case["ratios"]
+            if case["mode"] == "pagecache":  # the mapped path took the engine's cached reads, not the pool's
+                assert figures["dsd-uring"]["note"].count("mapped_reads=0") == 0
+                assert "mapped_reads=0" in figures["dsd-uring-nomap"]["note"]
+                assert "dsd-uring-nomap/dsd-posix IOPS" in case["ratios"]
+            else:
+                assert "skipped" in figures["dsd-uring-nomap"]
         else:
             assert "skipped" in figures["dsd-uring"]
         if shutil.which("fio"):

@@ -101,7 +101,7 @@ def test_direct_and_buffered_paths(backend, tmp_path):
     try:
         for mode in ("auto", "off"):
             with ShmRegion(1 << 20) as shm, _native.Registry() as reg, \
-                    make_engine(backend, workers=2, direct=mode) as eng:
+                    make_engine(backend, workers=2, direct=mode, mapped="off") as eng:  # the backend's own paths
                 reg.add_file(1, fd)
                 reg.add_region(2, shm.fd, 1 << 20)
                 recs = [pack_read(0, 1, 0, 65536, 2, 0),             # aligned everything

@@ -3,11 +3,15 @@
 Contenders, like with like: for each worker count W (``--workers``, default 1 and the core count)
 every contender gets W threads and the case's total queue depth QD, on one file:
   fio        fio --ioengine=io_uring, numjobs=W, iodepth=QD/W each (the kernel's speed, the baseline)
-  dsd-uring  dsd._native.IoEngine(backend="uring", workers=W, queue_depth=QD/W): W rings, driven
-             like the daemon drives it: packed batches in, packed completions out, the eventfd
-             polled between batches
-  dsd-posix  the same engine with the pread pool of W threads (W reads in flight: a pool's depth
-             is its thread count)
+  dsd-uring  dsd._native.IoEngine(backend="uring", workers=W, queue_depth=QD/W), as the daemon
+             runs it: W rings plus the mapped read path (cached pages copied from a mapping of
+             the file, native/io_mapped.c), driven like the daemon drives it: packed batches in,
+             packed completions out, the eventfd polled between batches
+  dsd-uring-nomap  the same with mapped="off": what the rings alone do (page-cache cases only;
+             O_DIRECT reads never take the mapped path)
+  dsd-posix  the pread pool: the same engine with W threads calling pread (W reads in flight: a
+             pool's depth is its thread count), mapped="off" - the baseline the 2x target is
+             measured against
 The driver keeps QD requests queued in the engine behind the QD in the kernel, as a busy daemon
 does. Each contender also reports its CPU time per I/O (fio: the fio process; dsd: the whole
 process, ring or pool threads plus the Python driver), since on a small shared machine the
@@ -46,7 +50,7 @@ CASES = [
     ("seq-1m-qd32", 1024 * 1024, 32, False),
     ("rand-4k-qd64", 4 * 1024, 64, True),
 ]
-CONTENDERS = ("fio", "dsd-uring", "dsd-posix")
+CONTENDERS = ("fio", "dsd-uring", "dsd-uring-nomap", "dsd-posix")
 
 
 @dataclass
@@ -114,7 +118,7 @@ BACKLOG = 8  # requests submitted per unit of queue depth (see run_dsd)
 
 def run_dsd(
     path: str, size: int, bs: int, qd: int, rand: bool, direct: bool, seconds: float, backend: str,
-    register: str = "auto", workers: int = 1,
+    register: str = "auto", workers: int = 1, mapped: str = "auto",
 ) -> Result:
     from dsd import _native
     from dsd.ioengine import REQUEST
@@ -139,7 +143,7 @@ def run_dsd(
     fd = os.open(path, os.O_RDONLY)
     # queue_depth is per ring: W rings share the case's total depth, as fio's W jobs do
     eng = _native.IoEngine(backend=backend, workers=workers, queue_depth=max(1, qd // workers),
-                           direct="auto" if direct else "off", register=register)
+                           direct="auto" if direct else "off", register=register, mapped=mapped)
     reg = _native.Registry()
     try:
         os.ftruncate(shm, nslots * bs)
@@ -200,7 +204,9 @@ def run_dsd(
         failed = st["failed"] + st["cancelled"]
         if failed:
             raise RuntimeError(f"{failed} reads failed during the benchmark: {st}")
-        note = f"workers={eng.workers}, queue_depth={eng.stats()['queue_depth']}, queued={backlog}, direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}"
+        note = (f"workers={eng.workers}, queue_depth={st['queue_depth']}, queued={backlog}, "
+                f"direct_reads={st['direct_reads']}, buffered_reads={st['buffered_reads']}, "
+                f"mapped_reads={st['mapped_reads']}")
         res = Result(done * bs / elapsed / 1e9, done / elapsed, elapsed, done, note)
         res.driver_cpu_us = driver_cpu / max(done, 1) * 1e6
         res.cpu_us = ((proc_end.user - proc_start.user) + (proc_end.system - proc_start.system)) / max(done, 1) * 1e6
@@ -233,13 +239,16 @@ def _targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
 def _ratios(figures: dict[str, Any]) -> dict[str, float]:
     ratios = {}
     fio = figures.get("fio", {})
-    for contender in ("dsd-uring", "dsd-posix"):
+    for contender in ("dsd-uring", "dsd-uring-nomap", "dsd-posix"):
         mine = figures.get(contender, {})
         if "GB/s" in fio and "GB/s" in mine and fio["GB/s"]:
             ratios[f"{contender}/fio GB/s"] = round(mine["GB/s"] / fio["GB/s"], 3)
     u, p = figures.get("dsd-uring", {}), figures.get("dsd-posix", {})
     if "IOPS" in u and "IOPS" in p and p["IOPS"]:
         ratios["dsd-uring/dsd-posix IOPS"] = round(u["IOPS"] / p["IOPS"], 3)
+    n = figures.get("dsd-uring-nomap", {})
+    if "IOPS" in n and "IOPS" in p and p["IOPS"]:
+        ratios["dsd-uring-nomap/dsd-posix IOPS"] = round(n["IOPS"] / p["IOPS"], 3)
     if u.get("cpu_us_per_io") and p.get("cpu_us_per_io"):
         # > 1: a read through the rings costs less CPU than one through the pool
         ratios["dsd-posix/dsd-uring CPU per I/O"] = round(p["cpu_us_per_io"] / u["cpu_us_per_io"], 3)
@@ -313,15 +322,19 @@ def run(args: argparse.Namespace) -> int:
                                     figures[contender] = {"skipped": "fio not installed"}
                                     continue
                                 res = run_fio(path, size, bs, qd, rand, direct, args.seconds, workers)
-                            elif contender == "dsd-uring":
+                            elif contender.startswith("dsd-uring"):
                                 if not uring_ok:
                                     figures[contender] = {"skipped": uring_why}
                                     continue
+                                nomap = contender == "dsd-uring-nomap"
+                                if nomap and direct:
+                                    figures[contender] = {"skipped": "O_DIRECT reads never take the mapped path"}
+                                    continue
                                 res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "uring",
-                                              workers=workers)
+                                              workers=workers, mapped="off" if nomap else "auto")
                             else:
                                 res = run_dsd(path, size, bs, qd, rand, direct, args.seconds, "posix",
-                                              workers=workers)
+                                              workers=workers, mapped="off")
                             figures[contender] = res.as_dict()
                         except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as e:
                             figures[contender] = {"error": str(e)}
