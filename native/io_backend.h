@@ -239,5 +239,8 @@ void dsd_io_mapped_confirm(struct dsd_io_engine *e, struct dsd_io_req **reqs, si
 /* Starts loading the first lines of q's source if its file is mapped (before taking the read
  * ahead of it): a random 4 KiB copy waits mostly on its first cache misses. */
 void dsd_io_mapped_prefetch(const struct dsd_io_req *q);
+/* q, a read the backend finished OK through the page cache, left its pages cached: the path
+ * may take them from now on. */
+void dsd_io_mapped_adopt(const struct dsd_io_req *q);
 
 #endif

@@ -23,9 +23,12 @@
  *    gives the short read (EOF) it would have had.
  *  - Only reads within the size the file had when it was mapped take the path; the rest (a file
  *    that grew) go through the backend as before.
- * mincore reports the page cache only for files the caller could open for writing (or owns);
- * for other files it reports only pages already mapped, so such files mostly keep the backend's
- * path. `DSD_IO_MAPPED=off` turns the path off.
+ *  - A buffered read the backend finished has just put its pages in the page cache: they are
+ *    marked cached at once (dsd_io_mapped_adopt), so reading them again takes the path without
+ *    waiting for the chunk's next check. This also serves files mincore() says little about:
+ *    it reports the page cache only for files the caller could open for writing (or owns), and
+ *    for others only the pages already mapped.
+ * `DSD_IO_MAPPED=off` turns the path off.
  */
 #define _GNU_SOURCE
 #include "io_backend.h"
@@ -48,6 +51,7 @@
 #define COLD_MAX_MS 1024u
 #define MAPPED_MAX ((uint64_t)1 << 40)     /* larger files are not mapped (their tables would be large) */
 #define PREFETCH_LINES 4u                  /* of the next read, while copying this one: 4 KiB 350 -> 245 ns */
+#define MAPPINGS_MAX 4096u                 /* files mapped at once: each is a VMA, and the process has 65530 */
 #define SIZE_CACHE 8                       /* distinct files one confirm() fstat()s once each */
 
 struct dsd_io_mapping {
@@ -63,12 +67,14 @@ struct dsd_io_mapping {
 };
 
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint live_mappings; /* over MAPPINGS_MAX, new files wait for others to go */
 
 void dsd_io_mapping_free(struct dsd_io_mapping *m)
 {
     if (m == NULL)
         return;
     munmap((void *)m->base, (size_t)m->len);
+    atomic_fetch_sub_explicit(&live_mappings, 1, memory_order_relaxed);
     free(m->checked);
     free(m->resident);
     free(m);
@@ -109,15 +115,18 @@ static struct dsd_io_mapping *map_file(struct dsd_io_file *f)
     }
     m->base = base;
     atomic_store_explicit(&m->cold_pause, COLD_MIN_MS, memory_order_relaxed);
+    atomic_fetch_add_explicit(&live_mappings, 1, memory_order_relaxed);
     return m;
 }
 
-/* f's mapping, made on first use; NULL if the file cannot be mapped (then never tried again). */
+/* f's mapping, made on first use; NULL if the file cannot be mapped (then never tried again) or
+ * MAPPINGS_MAX files are mapped already. */
 static struct dsd_io_mapping *mapping_of(struct dsd_io_file *f)
 {
     struct dsd_io_mapping *m = atomic_load_explicit(&f->mapping, memory_order_acquire);
-    if (m != NULL || atomic_load_explicit(&f->map_refused, memory_order_relaxed))
-        return m;
+    if (m != NULL || atomic_load_explicit(&f->map_refused, memory_order_relaxed) ||
+        atomic_load_explicit(&live_mappings, memory_order_relaxed) >= MAPPINGS_MAX)
+        return m; /* over the cap: not refused, tried again once others are unmapped */
     pthread_mutex_lock(&map_lock);
     m = atomic_load_explicit(&f->mapping, memory_order_relaxed);
     if (m == NULL && !atomic_load_explicit(&f->map_refused, memory_order_relaxed)) {
@@ -195,6 +204,21 @@ bool dsd_io_mapped_take(struct dsd_io_engine *e, struct dsd_io_req *q, uint64_t 
     if (dsd_fault_guard_copy(q->buf, m->base + q->offset, q->size))
         q->done = q->size;
     return true;
+}
+
+void dsd_io_mapped_adopt(const struct dsd_io_req *q)
+{
+    if (q->op != DSD_OP_READ || q->direct || q->status != DSD_STATUS_OK || q->file == NULL || q->size == 0)
+        return;
+    struct dsd_io_mapping *m = atomic_load_explicit(&q->file->mapping, memory_order_acquire);
+    if (m == NULL || q->offset >= m->len || q->size > m->len - q->offset)
+        return;
+    uint64_t p1 = (q->offset + q->size - 1) >> m->page_shift;
+    for (uint64_t p = q->offset >> m->page_shift; p <= p1; p++) {
+        /* only chunks already looked at: an unchecked one gets its mincore() answer when first used */
+        if (atomic_load_explicit(&m->checked[p / CHUNK_PAGES], memory_order_relaxed) != 0)
+            atomic_fetch_or_explicit(&m->resident[p / 64], 1ull << (p % 64), memory_order_relaxed);
+    }
 }
 
 void dsd_io_mapped_prefetch(const struct dsd_io_req *q)

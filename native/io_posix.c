@@ -65,8 +65,10 @@ static void *posix_worker(void *arg)
                 fsync_request(r);
             else if (dsd_io_mapped_take(e, r, now))
                 mapped[nmapped++] = r;
-            else
+            else {
                 dsd_io_transfer_sync(e, r, &k);
+                dsd_io_mapped_adopt(r);
+            }
         }
         dsd_io_mapped_confirm(e, mapped, nmapped);
         /* counters before retire: whoever sees the request done sees its counts too */

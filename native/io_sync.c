@@ -28,6 +28,7 @@ void dsd_io_transfer_sync(struct dsd_io_engine *e, struct dsd_io_req *r, struct 
         uint8_t *buf = r->buf + r->done;
         uint32_t len = r->size - r->done;
         int fd = dsd_io_pick_fd(e, r->file, off, buf, len, &direct);
+        r->direct = direct;
         if (direct)
             k->direct++;
         else

@@ -351,6 +351,7 @@ static void on_read_cqe(struct uring_ring *r, struct dsd_io_req *q, int res)
         q->done += (uint32_t)res;
         if (q->done == q->size) {
             dsd_io_req_set(q, DSD_STATUS_OK, DSD_REASON_NONE, 0);
+            dsd_io_mapped_adopt(q);
             finish(r, q);
             return;
         }
