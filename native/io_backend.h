@@ -228,17 +228,22 @@ struct dsd_io_sync_counters {
 void dsd_io_transfer_sync(struct dsd_io_engine *e, struct dsd_io_req *r, struct dsd_io_sync_counters *k);
 void dsd_io_sync_counters_flush(struct dsd_io_engine *e, const struct dsd_io_sync_counters *k);
 
-/* The mapped read path (io_mapped.c), used by both backends on requests they claimed:
- * take() copies a read whose pages were cached out of the file's mapping (true: the backend must
- * not read it, but collect it); confirm() then settles a batch of taken reads (one fstat per file:
- * a read the file no longer covers, or whose copy faulted, is redone with pread) before the
- * backend retires them. `now` is dsd_io_mapped_clock(), read once per batch. */
+/* The mapped read path (io_mapped.c), used by both backends on requests they claimed.
+ * take() accepts a read whose pages were cached (true: the backend must not read it) and starts
+ * loading its source; its copy runs at the next take() or drain(), which hand over the read
+ * copied then (so one read's first cache misses overlap the copy before it: a random 4 KiB copy
+ * waits mostly on those). confirm() settles a batch of copied reads (one fstat per file: a read the
+ * file no longer covers, or whose copy faulted, is redone with pread) before the backend retires
+ * them. `now` is dsd_io_mapped_clock(), read once per batch. */
+struct dsd_io_mapped_pipe {
+    struct dsd_io_req *q; /* taken, not yet copied */
+    const uint8_t *src;
+};
 uint64_t dsd_io_mapped_clock(void);
-bool dsd_io_mapped_take(struct dsd_io_engine *e, struct dsd_io_req *q, uint64_t now);
+bool dsd_io_mapped_take(struct dsd_io_engine *e, struct dsd_io_mapped_pipe *pipe, struct dsd_io_req *q, uint64_t now,
+                        struct dsd_io_req **copied);
+struct dsd_io_req *dsd_io_mapped_drain(struct dsd_io_mapped_pipe *pipe);
 void dsd_io_mapped_confirm(struct dsd_io_engine *e, struct dsd_io_req **reqs, size_t n);
-/* Starts loading the first lines of q's source if its file is mapped (before taking the read
- * ahead of it): a random 4 KiB copy waits mostly on its first cache misses. */
-void dsd_io_mapped_prefetch(const struct dsd_io_req *q);
 /* q, a read the backend finished OK through the page cache, left its pages cached: the path
  * may take them from now on. */
 void dsd_io_mapped_adopt(const struct dsd_io_req *q);

@@ -53,23 +53,26 @@ static void *posix_worker(void *arg)
         struct dsd_io_req *mapped[POSIX_BATCH];
         size_t nmapped = 0;
         uint64_t now = dsd_io_mapped_clock();
+        struct dsd_io_mapped_pipe pipe = {0};
         for (size_t i = 0; i < n; i++) {
-            struct dsd_io_req *r = batch[i];
-            if (i + 1 < n)
-                dsd_io_mapped_prefetch(batch[i + 1]);
+            struct dsd_io_req *r = batch[i], *copied = NULL;
             if (!dsd_io_req_claim(r))
                 continue; /* cancelled while queued: already reported */
             if (stopping)
                 dsd_io_req_shutdown(r);
             else if (r->op == DSD_OP_FSYNC)
                 fsync_request(r);
-            else if (dsd_io_mapped_take(e, r, now))
-                mapped[nmapped++] = r;
-            else {
+            else if (dsd_io_mapped_take(e, &pipe, r, now, &copied)) {
+                if (copied)
+                    mapped[nmapped++] = copied;
+            } else {
                 dsd_io_transfer_sync(e, r, &k);
                 dsd_io_mapped_adopt(r);
             }
         }
+        struct dsd_io_req *last = dsd_io_mapped_drain(&pipe);
+        if (last)
+            mapped[nmapped++] = last;
         dsd_io_mapped_confirm(e, mapped, nmapped);
         /* counters before retire: whoever sees the request done sees its counts too */
         dsd_io_sync_counters_flush(e, &k);

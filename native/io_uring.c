@@ -159,6 +159,15 @@ static void flush_mapped(struct uring_ring *r)
     r->nmapped = 0;
 }
 
+static void add_mapped(struct uring_ring *r, struct dsd_io_req *copied)
+{
+    if (copied == NULL)
+        return;
+    r->mapped[r->nmapped++] = copied;
+    if (r->nmapped == MAPPED_BATCH)
+        flush_mapped(r);
+}
+
 static struct io_uring_sqe *get_sqe(struct uring_ring *r)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
@@ -431,6 +440,7 @@ static void fill(struct uring_ring *r, int stop)
 {
     unsigned qd = r->e->cfg.queue_depth;
     uint64_t now = dsd_io_mapped_clock();
+    struct dsd_io_mapped_pipe pipe = {0};
     while (r->bl_head && (stop || r->inflight < qd)) {
         struct dsd_io_req *q = r->bl_head;
         r->bl_head = q->next;
@@ -453,13 +463,10 @@ static void fill(struct uring_ring *r, int stop)
             continue;
         }
         q->error = 0; /* retry counter until the result is set */
-        if (r->bl_head)
-            dsd_io_mapped_prefetch(r->bl_head);
-        if (dsd_io_mapped_take(r->e, q, now)) {
-            /* done already, without the kernel: it takes no queue slot */
-            r->mapped[r->nmapped++] = q;
-            if (r->nmapped == MAPPED_BATCH)
-                flush_mapped(r);
+        struct dsd_io_req *copied;
+        if (dsd_io_mapped_take(r->e, &pipe, q, now, &copied)) {
+            /* done without the kernel: it takes no queue slot */
+            add_mapped(r, copied);
         } else if (prep_read(r, q)) {
             r->inflight++;
             submit_direct(r, q);
@@ -467,6 +474,7 @@ static void fill(struct uring_ring *r, int stop)
             retire_one(r, q);
         }
     }
+    add_mapped(r, dsd_io_mapped_drain(&pipe));
     flush_mapped(r);
 }
 
