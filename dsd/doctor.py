@@ -10,6 +10,7 @@ import mmap
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -52,6 +53,20 @@ def check_odirect(path: str) -> Check:
     except (ImportError, AttributeError) as exc:
         return Check(name, False, f"cannot probe: {exc}", optional=True)
     return Check(name, ok, f"{why}{'' if ok else '; buffered reads are used'}", optional=True)
+
+
+def check_mapped_reads() -> Check:
+    """A cached read through an engine set up as the daemon's: does the mapped read path take it?"""
+    try:
+        from dsd import _native
+        from dsd.ioengine import mapped_read_check, settings
+
+        chosen = settings()
+        with _native.IoEngine(**{**chosen.engine_kwargs(), "workers": 1}) as eng:
+            name, ok, detail = mapped_read_check(eng, chosen.mapped, tempfile.gettempdir())
+    except (ImportError, OSError, ValueError) as exc:
+        return Check("mapped reads", False, f"cannot try: {exc}", optional=True)
+    return Check(name, ok, detail, optional=True)
 
 
 def check_shm() -> Check:
@@ -123,4 +138,4 @@ def _run(cmd: list[str]) -> str:
 
 def all_checks(endpoint: str | None = None) -> list[Callable[[], Check]]:
     return [check_native, check_io_uring, lambda: check_odirect("/tmp"), lambda: check_odirect("/dev/shm"),
-            lambda: check_odirect(os.getcwd()), check_shm, check_vulkan, check_wine, lambda: check_daemon(endpoint)]
+            lambda: check_odirect(os.getcwd()), check_mapped_reads, check_shm, check_vulkan, check_wine, lambda: check_daemon(endpoint)]

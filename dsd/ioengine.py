@@ -267,6 +267,41 @@ def doctor_checks(paths: tuple[str, ...] = ("/tmp", "/dev/shm")) -> list[tuple[s
         chosen = settings()
         with _native.IoEngine(**{**chosen.engine_kwargs(), "workers": 1}) as eng:
             checks.append(("io backend", True, f"{eng.backend} (DSD_IO_BACKEND={chosen.backend}: {eng.backend_reason})"))
+            checks.append(mapped_read_check(eng, chosen.mapped, paths[0] if paths else "/tmp"))
     except (OSError, ValueError) as e:
         checks.append(("io backend", False, str(e)))
     return checks
+
+
+def mapped_read_check(eng: Any, mode: str, directory: str) -> tuple[str, bool, str]:
+    """Reads a cached 4 KiB file through ``eng`` and says whether the mapped read path took it."""
+    import select
+    import tempfile
+
+    from dsd import _native
+
+    if mode == "off":
+        return ("mapped reads", True, "off (DSD_IO_MAPPED=off): every read goes through the backend")
+    try:
+        with tempfile.TemporaryFile(dir=directory) as f, _native.Registry() as reg:
+            f.write(os.urandom(4096))
+            f.flush()
+            shm = os.memfd_create("dsd-doctor", os.MFD_CLOEXEC)
+            try:
+                os.ftruncate(shm, 4096)
+                reg.add_file(1, f.fileno())
+                reg.add_region(1, shm, 4096)
+                before = eng.stats()["mapped_reads"]
+                eng.submit(reg, 1, pack_read(1, 1, 0, 4096, 1, 0))
+                got = []
+                while not got and select.select([eng.fileno()], [], [], 5.0)[0]:
+                    got = eng.reap()
+                taken = eng.stats()["mapped_reads"] - before
+            finally:
+                os.close(shm)
+    except OSError as e:
+        return ("mapped reads", False, f"could not try a read in {directory}: {e}")
+    if taken == 1:
+        return ("mapped reads", True, "on: cached pages are copied from a mapping of the file (DSD_IO_MAPPED=auto)")
+    return ("mapped reads", False, f"on, but a cached read in {directory} did not take the path "
+            "(a filesystem without mmap?): reads go through the backend")

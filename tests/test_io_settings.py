@@ -29,6 +29,7 @@ def test_defaults_and_environment():
     ("DSD_IO_BACKEND", "spdk"), ("DSD_IO_WORKERS", "-1"), ("DSD_IO_WORKERS", "many"),
     ("DSD_IO_QUEUE_DEPTH", "0"), ("DSD_IO_QUEUE_DEPTH", "5000"), ("DSD_IO_SQPOLL", "maybe"),
     ("DSD_IO_DIRECT", "always"), ("DSD_IO_REGISTER", "yes"), ("DSD_IO_COALESCE", "sometimes"),
+    ("DSD_IO_MAPPED", "always"),
 ])
 def test_bad_environment_names_the_variable(var, value):
     with pytest.raises(ValueError, match=var):
@@ -85,3 +86,18 @@ def test_doctor_checks(monkeypatch):
     monkeypatch.setenv("DSD_IO_BACKEND", "nonsense")
     ok, detail = {n: (o, d) for n, o, d in doctor_checks()}["io backend"]
     assert not ok and "DSD_IO_BACKEND" in detail
+
+
+def test_doctor_says_whether_the_mapped_read_path_takes_a_cached_read(monkeypatch):
+    from dsd.doctor import check_mapped_reads
+    from dsd.ioengine import doctor_checks
+
+    check = check_mapped_reads()
+    assert check.ok and check.detail.startswith("on:"), check
+    assert {n: (o, d) for n, o, d in doctor_checks()}["mapped reads"][0]
+    monkeypatch.setenv("DSD_IO_MAPPED", "off")
+    check = check_mapped_reads()
+    assert check.ok and check.detail.startswith("off"), check
+    monkeypatch.setenv("DSD_IO_MAPPED", "sometimes")
+    check = check_mapped_reads()
+    assert not check.ok and "DSD_IO_MAPPED" in check.detail, check
