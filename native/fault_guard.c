@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 
 /* initial-exec: the handler may run on any thread, and must not allocate a TLS block there */
@@ -107,10 +108,23 @@ struct copy_args {
     size_t n;
 };
 
+/* memcpy in pieces: glibc picks its method by size, and on AMD it stops using `rep movsb` at the
+ * L2 size (1 MiB here) for a vector loop that measured half the speed with two threads copying
+ * 1 MiB reads out of file mappings (15 vs 47 GB/s at 512 KiB). Pieces stay under any L2. */
+#define COPY_PIECE (256u << 10)
+
 static void copy(void *arg)
 {
     struct copy_args *c = arg;
-    memcpy(c->dst, c->src, c->n);
+    uint8_t *d = c->dst;
+    const uint8_t *s = c->src;
+    for (size_t left = c->n; left > 0;) {
+        size_t n = left < COPY_PIECE ? left : COPY_PIECE;
+        memcpy(d, s, n);
+        d += n;
+        s += n;
+        left -= n;
+    }
 }
 
 bool dsd_fault_guard_copy(void *dst, const void *src, size_t n)
