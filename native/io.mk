@@ -1,7 +1,7 @@
 # io engine: its C API driven against pread() under ASan/UBSan (both backends), and a libFuzzer
 # target for the request-record parser.
 IO_SRCS := io_engine.c io_registry.c io_posix.c io_uring.c io_probe.c io_slots.c io_sync.c io_mapped.c fault_guard.c
-IO_HDRS := io_engine.h io_backend.h io_registry.h io_slots.h io_mapped.h fault_guard.h dsd_wire.h
+IO_HDRS := io_engine.h io_backend.h io_registry.h io_slots.h io_mapped.h fault_guard.h dsd_wire.h tests/io_test_wait.h
 
 TESTS += test_io_engine
 TESTS += test_fault_guard

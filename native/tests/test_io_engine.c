@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../io_engine.h"
+#include "io_test_wait.h"
 
 #define CHECK(cond)                                                                         \
     do {                                                                                    \
@@ -199,13 +200,7 @@ static void run(int backend, int file_fd)
         CHECK(dsd_io_engine_submit(e, reg, 6, recs, N, &accepted) == 0);
         CHECK(dsd_io_engine_drop_client(e, 6) == 0);
         struct dsd_io_stats st;
-        for (int spins = 0;; spins++) {
-            dsd_io_engine_stats(e, &st);
-            if (st.in_flight == 0)
-                break;
-            CHECK(spins < 3000);
-            usleep(1000);
-        }
+        CHECK(wait_until_idle(e, &st) == 0);
         ngot = 0;
         CHECK(dsd_io_engine_reap(e, on_reap, NULL) == 0 && ngot == 0);
         CHECK(st.dropped > 0);

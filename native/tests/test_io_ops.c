@@ -19,6 +19,7 @@
 
 #include "../gdeflate.h"
 #include "../io_engine.h"
+#include "io_test_wait.h"
 #include "../io_staging.h"
 
 static const char *backend_name = "";
@@ -270,13 +271,7 @@ static void run(int backend)
         CHECK(got[k].status == DSD_STATUS_OK || (i % 3 == 0 && got[k].status == DSD_STATUS_CANCELLED));
     }
     struct dsd_io_stats st;
-    for (int spins = 0;; spins++) {
-        dsd_io_engine_stats(e, &st);
-        if (st.in_flight == 0)
-            break;
-        CHECK(spins < 3000);
-        usleep(1000);
-    }
+    CHECK(wait_until_idle(e, &st) == 0);
     CHECK(st.staging_in_use == 0 && st.staging_waiting == 0 && st.staging_peak <= (1u << 20) && st.staging_waits > 0);
     CHECK(st.writes == 5 && st.encoded == 2 && st.fsyncs == 1 && st.copies == 1);
     printf("%s: %llu decoded, %llu staging waits, peak %llu, gdeflate %u / zstd %u bytes\n", backend_name,
