@@ -37,7 +37,18 @@ def _wait_until(predicate, timeout=15.0):
 
 def test_sigkilled_client_releases_its_resources(daemon, make_file, client):
     path, data = make_file(64 << 20)
-    client.read(path, 0, 10)  # warm up: the daemon's own fds (engine, sockets) exist now
+    # Warm up, so the daemon's own fds exist before the baseline: the engine, the sockets, and
+    # pyzmq's collector for zero-copy sends (its own context: two threads, seven fds), which
+    # starts at the first frame of 64 KiB or more - here a COMPLETIONS for a batch of 20,000.
+    f = client.open(path)
+    region = client.alloc(1 << 20)
+    batch = client.batch()
+    for i in range(20000):
+        batch.read(f, (i * 4096) % (60 << 20), 16, region, (i * 16) % (1 << 20))
+    batch.submit()
+    batch.wait_all(timeout=30)
+    client.free(region)
+    client.close_file(f)
     base_fds, base_maps = daemon.open_fds(), daemon.shm_mappings()
     proc = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, daemon.ipc, str(path)], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"submitted"
