@@ -583,7 +583,8 @@ def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        with make_engine("uring", workers=2) as eng, ShmRegion(1 << 20, tag="fixed") as shm:
+        # mapped="off": the backend reads them all (cached pages would be copied without the ring)
+        with make_engine("uring", workers=2, mapped="off") as eng, ShmRegion(1 << 20, tag="fixed") as shm:
             reg = _native.Registry()
             reg.add_file(1, fd)
             reg.add_region(1, shm.fd, 1 << 20)
@@ -603,7 +604,7 @@ def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
             while "registered-file.bin" in _ring_tables() or f"/{1 << 20}" in _ring_tables():
                 assert time.monotonic() < deadline, _ring_tables()[:2000]
                 time.sleep(0.01)
-        with make_engine("uring", workers=1, register="off") as eng, ShmRegion(1 << 16) as shm, \
+        with make_engine("uring", workers=1, register="off", mapped="off") as eng, ShmRegion(1 << 16) as shm, \
                 _native.Registry() as reg:
             reg.add_file(1, fd)
             reg.add_region(1, shm.fd, 1 << 16)
@@ -611,6 +612,7 @@ def test_uring_registers_files_and_buffers_and_releases_them(tmp_path):
             assert all(c.status == STATUS_OK for c in one(collect(eng, 2), 1))
             st = eng.stats()
             assert (st["register"], st["fixed_files"], st["fixed_buffers"]) == ("off", 0, 0)
+            assert st["buffered_reads"] + st["direct_reads"] == 2  # the ring read them, unregistered
             assert shm.read(0, 4096) == data[:4096] and shm.read(8192, 100) == data[1:101]
     finally:
         os.close(fd)
