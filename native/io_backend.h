@@ -221,6 +221,7 @@ static inline int dsd_io_pick_fd(const struct dsd_io_engine *e, struct dsd_io_fi
 unsigned dsd_io_online_cpus(void);
 
 /* Synchronous transfers (io_sync.c): the pread pool, and the mapped path's fallback. */
+#define DSD_IO_SYNC_RETRIES 1000 /* EINTR / EAGAIN (and writes moving nothing) before giving up */
 struct dsd_io_sync_counters {
     uint64_t direct, buffered, shorts, retries;
 };

@@ -1,6 +1,7 @@
 /*
  * The portable backend: a pool of threads doing pread() straight into the client's region (or a
- * staging buffer), pwrite() from it, and fsync().
+ * staging buffer), pwrite() from it (both in io_sync.c), and fsync(); reads of cached pages are
+ * copied from the file's mapping instead (io_mapped.c).
  * Used where io_uring is forbidden (containers, seccomp) or not wanted. One shared FIFO; a
  * worker takes a few requests at a time when the queue is long, so lock traffic stays per
  * batch, and retires what it read as one batch.
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #define POSIX_BATCH 16
-#define EAGAIN_RETRIES 1000
 
 struct posix_pool {
     struct dsd_io_engine *e;
@@ -31,7 +31,7 @@ static void fsync_request(struct dsd_io_req *r)
             dsd_io_req_set(r, DSD_STATUS_OK, DSD_REASON_NONE, 0);
             return;
         }
-        if (errno != EINTR || again >= EAGAIN_RETRIES) {
+        if (errno != EINTR || again >= DSD_IO_SYNC_RETRIES) {
             dsd_io_req_set(r, DSD_STATUS_FAILED, DSD_REASON_IO, errno);
             return;
         }

@@ -9,8 +9,6 @@
 #include <sched.h>
 #include <unistd.h>
 
-#define EAGAIN_RETRIES 1000
-
 /* Reads (writes) r completely, or records why not. Shared logic with io_uring's completion
  * handling: short transfers continue, EINTR/EAGAIN retry, an O_DIRECT EINVAL falls back to the
  * page cache. A write that moves nothing is retried a bounded number of times, then EIO. */
@@ -36,7 +34,7 @@ void dsd_io_transfer_sync(struct dsd_io_engine *e, struct dsd_io_req *r, struct 
         ssize_t n = writing ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
         if (n < 0) {
             int err = errno;
-            if ((err == EINTR || err == EAGAIN) && again++ < EAGAIN_RETRIES) {
+            if ((err == EINTR || err == EAGAIN) && again++ < DSD_IO_SYNC_RETRIES) {
                 k->retries++;
                 if (err == EAGAIN)
                     sched_yield();
@@ -53,7 +51,7 @@ void dsd_io_transfer_sync(struct dsd_io_engine *e, struct dsd_io_req *r, struct 
         }
         if (n == 0) {
             if (writing) {
-                if (again++ < EAGAIN_RETRIES) {
+                if (again++ < DSD_IO_SYNC_RETRIES) {
                     k->retries++;
                     continue;
                 }
