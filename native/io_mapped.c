@@ -168,6 +168,15 @@ static bool check_chunk(struct dsd_io_mapping *m, uint64_t c, uint64_t now)
     return any;
 }
 
+/* The bits of pages p..p1 that lie in p's word of the residency table (a range walks it word by
+ * word: p = (p / 64 + 1) * 64). */
+static uint64_t word_bits(uint64_t p, uint64_t p1)
+{
+    unsigned lo = (unsigned)(p % 64);
+    unsigned hi = p1 / 64 == p / 64 ? (unsigned)(p1 % 64) : 63u;
+    return (hi == 63 ? ~0ull : ((1ull << (hi + 1)) - 1)) & (~0ull << lo);
+}
+
 /* Whether pages p0..p1 were all cached at their chunk's last check, checking stale chunks. */
 static bool resident(struct dsd_io_mapping *m, uint64_t p0, uint64_t p1, uint64_t now)
 {
@@ -178,14 +187,10 @@ static bool resident(struct dsd_io_mapping *m, uint64_t p0, uint64_t p1, uint64_
         if ((t == 0 || now - t >= RECHECK_MS) && !check_chunk(m, c, now))
             return false;
     }
-    for (uint64_t p = p0; p <= p1;) {
-        uint64_t w = atomic_load_explicit(&m->resident[p / 64], memory_order_relaxed);
-        unsigned lo = (unsigned)(p % 64);
-        unsigned hi = p1 / 64 == p / 64 ? (unsigned)(p1 % 64) : 63u;
-        uint64_t want = (hi == 63 ? ~0ull : ((1ull << (hi + 1)) - 1)) & (~0ull << lo);
-        if ((w & want) != want)
+    for (uint64_t p = p0; p <= p1; p = (p / 64 + 1) * 64) {
+        uint64_t want = word_bits(p, p1);
+        if ((atomic_load_explicit(&m->resident[p / 64], memory_order_relaxed) & want) != want)
             return false;
-        p += hi - lo + 1u;
     }
     return true;
 }
@@ -240,10 +245,11 @@ void dsd_io_mapped_adopt(const struct dsd_io_req *q)
     if (m == NULL || q->offset >= m->len || q->size > m->len - q->offset)
         return;
     uint64_t p1 = (q->offset + q->size - 1) >> m->page_shift;
-    for (uint64_t p = q->offset >> m->page_shift; p <= p1; p++) {
-        /* only chunks already looked at: an unchecked one gets its mincore() answer when first used */
+    for (uint64_t p = q->offset >> m->page_shift; p <= p1; p = (p / 64 + 1) * 64) {
+        /* only chunks already looked at: an unchecked one gets its mincore() answer when first used
+         * (a word never spans two chunks) */
         if (atomic_load_explicit(&m->checked[p / CHUNK_PAGES], memory_order_relaxed) != 0)
-            atomic_fetch_or_explicit(&m->resident[p / 64], 1ull << (p % 64), memory_order_relaxed);
+            atomic_fetch_or_explicit(&m->resident[p / 64], word_bits(p, p1), memory_order_relaxed);
     }
 }
 
@@ -283,7 +289,6 @@ void dsd_io_mapped_confirm(struct dsd_io_engine *e, struct dsd_io_req **reqs, si
             continue;
         }
         q->done = 0;
-        q->error = 0;
         dsd_io_transfer_sync(e, q, &k);
         redone++;
     }
