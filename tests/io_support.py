@@ -18,9 +18,21 @@ from dsd.ioengine import Completion, pack_read, unpack_completions
 BACKENDS = ["posix", "uring"]
 
 __all__ = [
-    "BACKENDS", "Completion", "ShmRegion", "collect", "fd_count", "maps_count", "make_engine",
+    "BACKENDS", "Completion", "ShmRegion", "backend", "one", "collect", "fd_count", "maps_count", "make_engine",
     "pack_read", "require_backend", "unpack_completions", "wait_idle",
 ]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Runs a test once per backend (io_uring SKIPs where the kernel forbids it, see make_engine)."""
+    return request.param
+
+
+def one(got: dict, key: int):
+    """The completions of collect() for the one client key expected."""
+    assert list(got) == [key], got
+    return got[key]
 
 
 def require_backend(backend: str) -> None:

@@ -14,8 +14,8 @@ from dsd import _native
 from dsd.ioengine import REQUEST, STATUS_CANCELLED, STATUS_FAILED, STATUS_OK
 
 from io_support import (
-    BACKENDS, ShmRegion, assert_no_eventfd_signal, collect, fd_count, make_engine, maps_count, pack_read,
-    unpack_completions, wait_idle,
+    BACKENDS, ShmRegion, assert_no_eventfd_signal, backend, collect, fd_count, make_engine, maps_count, one,
+    pack_read, unpack_completions, wait_idle,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,11 +29,6 @@ E_NOTIMPL = 0x80004001
 E_ABORT = 0x80004004
 REASON = {"NONE": 0, "IO": 1, "EOF": 2, "BAD_FILE": 3, "BAD_REGION": 4, "REGION_BOUNDS": 5,
           "SIZE_MISMATCH": 6, "UNSUPPORTED": 7, "RESERVED": 8, "CANCELLED": 11, "SHUTDOWN": 12}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
 
 
 @pytest.fixture
@@ -50,11 +45,6 @@ def files(tmp_path):
     yield out
     for fd, _ in out.values():
         os.close(fd)
-
-
-def one(got: dict, key: int):
-    assert list(got) == [key]
-    return got[key]
 
 
 def test_random_reads_match_pread(backend, files):

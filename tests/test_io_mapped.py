@@ -19,17 +19,7 @@ from dsd import _native
 from dsd.ioengine import STATUS_FAILED, STATUS_OK
 from dsd.protocol import Reason
 
-from io_support import BACKENDS, ShmRegion, collect, make_engine, pack_read, wait_idle
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-def one(got: dict, key: int):
-    assert set(got) == {key}, got
-    return got[key]
-
+from io_support import ShmRegion, backend, collect, make_engine, one, pack_read, wait_idle
 
 def write_file(path, data: bytes) -> int:
     path.write_bytes(data)

@@ -20,18 +20,14 @@ from dsd.ioengine import (
     COMPRESSION_GDEFLATE, COMPRESSION_ZSTD, SOURCE_MEMORY, STATUS_FAILED, STATUS_OK, pack_read, pack_request,
 )
 
-from io_ops_support import BACKENDS, E, ShmRegion, check, collect_msgs, rig
+from io_ops_support import E, ShmRegion, check, collect_msgs, rig
+from io_support import backend
 
 pytestmark = pytest.mark.timeout(180)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "conformance" / "gdeflate"
 LOCAL = HERE / "data" / "gdeflate"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
 
 
 def manifest(folder: Path) -> list[dict[str, str]]:

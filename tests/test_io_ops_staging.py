@@ -18,16 +18,11 @@ from dsd.ioengine import (
     pack_request, pack_write, settings,
 )
 
-from io_ops_support import BACKENDS, E, check, collect_msgs, make_engine, rig
-from io_support import ShmRegion, wait_idle
+from io_ops_support import E, check, collect_msgs, make_engine, rig
+from io_support import ShmRegion, backend, wait_idle
 
 pytestmark = pytest.mark.timeout(120)
 KIB = 1024
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
 
 
 @pytest.fixture

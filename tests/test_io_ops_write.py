@@ -18,14 +18,10 @@ from dsd.ioengine import (
     COMPRESSION_GDEFLATE, COMPRESSION_ZSTD, STATUS_FAILED, STATUS_OK, pack_fsync, pack_request, pack_write,
 )
 
-from io_ops_support import BACKENDS, E, check, collect_msgs, open_rw, rig, skip_unless_root
+from io_ops_support import E, check, collect_msgs, open_rw, rig, skip_unless_root
+from io_support import backend
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
 
 
 def test_plain_writes_read_back(backend, tmp_path):
